@@ -1,0 +1,49 @@
+// Request shapes of PROTOCOL.md's HTTP API. Bad shapes are invalid_arguments; text over the
+// configured length is msg_too_long (checked in the handler, where the limit is known).
+import { z } from 'zod';
+import { USER_ID } from '../chat/ids.js';
+
+// PostgreSQL text cannot hold NUL, and lone surrogates would be silently replaced: refuse both.
+const storable = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'contains NUL or unpaired surrogates');
+
+const channelId = z.string().min(1).max(64);
+const userId = z.string().regex(USER_ID, 'not a valid user id');
+
+export const createChannel = z.object({
+  name: storable(80).transform((s) => s.trim()).pipe(z.string().min(1, 'name is empty')),
+  is_private: z.boolean().optional().default(false),
+});
+
+export const join = z.object({ channel: channelId });
+
+export const invite = z.object({ channel: channelId, users: z.array(userId).min(1).max(1000) });
+
+export const kick = z.object({ channel: channelId, user: userId });
+
+// Text length is checked separately against the configured limit (msg_too_long).
+export const postMessage = z.object({
+  channel: channelId,
+  text: z.string().min(1, 'text is empty').refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'contains NUL or unpaired surrogates'),
+  client_msg_id: storable(128).pipe(z.string().min(1)).nullable().optional(),
+});
+
+const seqParam = z
+  .string()
+  .regex(/^\d{1,15}$/, 'must be a non-negative integer')
+  .transform(Number);
+
+export const getMessage = z.object({ channel: channelId, seq: seqParam });
+
+export const history = z.object({
+  channel: channelId,
+  after_seq: seqParam.optional().default(0),
+  limit: seqParam.pipe(z.number().int().min(1).max(1000)).optional().default(100),
+});
+
+export function describe(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}

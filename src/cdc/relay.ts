@@ -1,0 +1,248 @@
+// The CDC relay: tails the WAL through one logical replication slot (pgoutput) and publishes
+// every committed transaction to the bus, then acknowledges it. Only committed rows ever
+// become events, which removes the commit/publish race by construction.
+//
+// pg-logical-replication 2.5.0, read before relying on it:
+//  - acknowledge.auto acknowledges before an async handler finished: off.
+//  - its keepalive timer acknowledges the last *received* LSN even with auto off: timeoutSeconds 0.
+//  - flow control on: handlers run one at a time, awaited, with the socket paused meanwhile.
+//  - a handler that throws is reported and the queue goes on with the next message, so a failed
+//    publish must stop the stream before any later commit can be acknowledged (see fail()).
+//  - acknowledge(lsn) reports lsn + 1 as flushed. Reporting a commit's end LSN + 1 would let a
+//    restart skip a transaction whose commit record starts exactly at that end LSN, so we pass
+//    lsn - 1 and the server sees the commit's end LSN, as PostgreSQL's own subscribers report.
+//  - it never reconnects: the loop below rebuilds it and resumes from the slot's confirmed
+//    position (START_REPLICATION at 0/0), with backoff. Delivery is at-least-once; gateways
+//    drop duplicates by seq.
+// A slot streams to one walsender at a time, so a second relay's START_REPLICATION fails with
+// "replication slot ... is active": that is the standby loop of relay failover.
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { randomUUID } from 'node:crypto';
+import type { Bus } from '../bus/bus.js';
+import type { Pool } from '../db/pool.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { formatLsn, parseLsn, type Lsn } from './lsn.js';
+import { createSlot, dropSlot, isLost, readSlot } from './slot.js';
+import { HEARTBEAT_PREFIX, TransactionAssembler } from './transactions.js';
+
+export const PUBLICATION = 'walcast';
+
+export interface RelayOptions {
+  databaseUrl: string;
+  slot: string;
+  heartbeatMs: number;
+  /** Backoff between stream attempts. */
+  minRetryMs?: number;
+  maxRetryMs?: number;
+}
+
+export type RelayState = 'idle' | 'connecting' | 'streaming' | 'standby' | 'stopped';
+
+export class Relay {
+  private state: RelayState = 'idle';
+  private service: LogicalReplicationService | null = null;
+  private assembler = new TransactionAssembler();
+  private lastAcked: Lsn = 0n;
+  private failed: Error | null = null;
+  private inflight: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pendingResync = false;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly opts: RelayOptions,
+    private readonly pool: Pool,
+    private readonly bus: Bus,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  get status(): RelayState {
+    return this.state;
+  }
+
+  isStreaming(): boolean {
+    return this.state === 'streaming';
+  }
+
+  /** The last LSN this relay reported as confirmed (for tests and diagnostics). */
+  get confirmedLsn(): string {
+    return formatLsn(this.lastAcked);
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+    if (this.opts.heartbeatMs > 0) {
+      this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  /** Finish the transaction in hand (publish, acknowledge), then end the stream. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.wake?.();
+    await this.inflight;
+    await this.service?.stop().catch(() => {});
+    await this.loop;
+    this.setState('stopped');
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      const startedAt = Date.now();
+      try {
+        await this.prepareSlot();
+        await this.stream();
+        if (!this.stopping) this.log.warn('replication stream ended; restarting');
+      } catch (e) {
+        if (this.stopping) break;
+        const busy = /is active for PID/i.test(String((e as Error)?.message));
+        this.setState(busy ? 'standby' : 'connecting');
+        if (busy) this.log.debug('slot is streaming elsewhere; standing by', { slot: this.opts.slot });
+        else this.log.warn('replication stream failed; retrying', { err: e as Error });
+      } finally {
+        this.service?.removeAllListeners();
+        await this.service?.stop().catch(() => {});
+        this.service = null;
+      }
+      if (this.stopping) break;
+      this.metrics.relayRestarts.inc();
+      if (Date.now() - startedAt > 10_000) attempt = 0;
+      await this.sleep(backoff(attempt++, this.opts.minRetryMs ?? 200, this.opts.maxRetryMs ?? 3000));
+    }
+  }
+
+  /** Makes sure the slot exists and can stream; recreates an invalidated one and asks for a resync. */
+  private async prepareSlot(): Promise<void> {
+    const slot = this.opts.slot;
+    let info = await readSlot(this.pool, slot);
+    if (info && isLost(info)) {
+      this.metrics.relaySlotLost.inc();
+      this.log.error('REPLICATION SLOT LOST: PostgreSQL invalidated it (max_slot_wal_keep_size exceeded). Recreating it; gateways will re-sync every channel from the database.', { slot });
+      await dropSlot(this.pool, slot);
+      info = undefined;
+    }
+    if (!info) {
+      if (await createSlot(this.pool, slot)) {
+        this.log.info('created replication slot', { slot });
+        // Whatever committed while no slot existed never reaches the stream: have every
+        // gateway re-read its channels from the database.
+        this.pendingResync = true;
+      }
+      info = await readSlot(this.pool, slot);
+    }
+    this.lastAcked = info?.confirmed_flush_lsn ? parseLsn(info.confirmed_flush_lsn) : 0n;
+  }
+
+  private async stream(): Promise<void> {
+    this.setState('connecting');
+    this.failed = null;
+    this.assembler = new TransactionAssembler();
+    const service = new LogicalReplicationService(
+      { connectionString: this.opts.databaseUrl, application_name: 'walcast-relay' },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+    );
+    this.service = service;
+    service.on('start', () => {
+      this.setState('streaming');
+      this.log.info('streaming', { slot: this.opts.slot, from: formatLsn(this.lastAcked) });
+    });
+    service.on('data', (_lsn: string, msg: Pgoutput.Message) => (this.inflight = this.onData(msg)));
+    service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
+      // The server asks for a reply: report what we have really published, never what we merely received.
+      if (shouldRespond) this.sendStatus(this.lastAcked);
+    });
+    service.on('error', (e: Error) => this.fail(e));
+    if (this.pendingResync) {
+      await this.bus.publish([{ kind: 'resync', epoch: randomUUID() }]);
+      this.pendingResync = false;
+    }
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
+    await service.subscribe(plugin, this.opts.slot, '0/00000000');
+    if (this.failed) throw this.failed;
+  }
+
+  private async onData(msg: Pgoutput.Message): Promise<void> {
+    if (this.failed || this.stopping) return;
+    const d = this.assembler.push(msg);
+    if (d.kind === 'commit') {
+      if (d.events.length > 0) {
+        try {
+          await this.bus.publish(d.events);
+        } catch (e) {
+          this.fail(e as Error);
+          return;
+        }
+        this.metrics.relayTransactions.inc();
+        for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
+      }
+      this.acknowledge(parseLsn(d.endLsn));
+    } else if (d.kind === 'heartbeat') {
+      this.metrics.relayLagSeconds.set(Math.max(0, Date.now() - d.sentAt) / 1000);
+      // Only whole transactions reach us (proto 1), so between them everything earlier has
+      // been published: moving past the heartbeat keeps the slot from pinning WAL while
+      // walcast's tables are idle.
+      if (!this.assembler.inTransaction) this.acknowledge(parseLsn(d.lsn));
+    }
+  }
+
+  private acknowledge(lsn: Lsn): void {
+    if (lsn <= this.lastAcked) return;
+    this.lastAcked = lsn;
+    this.sendStatus(lsn);
+    this.metrics.relayAcks.inc();
+  }
+
+  private sendStatus(lsn: Lsn): void {
+    if (lsn <= 0n || !this.service) return;
+    void this.service.acknowledge(formatLsn(lsn - 1n)).catch(() => {});
+  }
+
+  /** Stop the stream at once: nothing after a failed publish may be acknowledged. */
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    this.log.warn('relay stream failing', { err: e });
+    void this.service?.stop().catch(() => {});
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!this.isStreaming()) return;
+    try {
+      await this.pool.query(
+        `SELECT pg_logical_emit_message(false, $1, (extract(epoch from clock_timestamp()) * 1000)::bigint::text)`,
+        [HEARTBEAT_PREFIX],
+      );
+    } catch (e) {
+      this.log.debug('heartbeat failed', { err: e as Error });
+    }
+  }
+
+  private setState(s: RelayState): void {
+    this.state = s;
+    this.metrics.relayState.set(s === 'streaming' ? 1 : 0);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}
+
+/** Exponential backoff with full jitter. */
+export function backoff(attempt: number, minMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 16));
+  return minMs + Math.random() * (ceiling - minMs);
+}

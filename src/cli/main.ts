@@ -1,0 +1,171 @@
+// walcast's command line. Configuration comes from the environment (see src/config.ts);
+// a few flags override it.
+import { parseArgs } from 'node:util';
+import { resolveSecret, Tokens } from '../auth/tokens.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { checkReplicationPrerequisites, PrerequisiteError } from '../db/prereqs.js';
+import { createLogger, type Logger } from '../log.js';
+import { startNode, type Role } from '../app/node.js';
+import { runSlotCommand } from './slot.js';
+
+const USAGE = `walcast: real-time fan-out of committed PostgreSQL rows over WebSockets
+
+Usage:
+  walcast start                 everything in one process (embedded PostgreSQL without DATABASE_URL)
+  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET; REDIS_URL across processes)
+  walcast migrate               apply migrations and the publication, idempotently
+  walcast token <user> [--ttl <seconds>]   print an access token for <user>
+  walcast slot <status|create|drop> [--json] [--force]   replication slot administration
+
+Flags: --port <n>  --host <addr>  --data-dir <dir>  (override PORT, HOST, WALCAST_DATA_DIR)
+Configuration: see README.md, "Configuration".`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      ttl: { type: 'string' },
+      json: { type: 'boolean' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (!command || values.help || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return command || values.help ? 0 : 1;
+  }
+  const env = { ...process.env };
+  if (values.port) env.PORT = values.port;
+  if (values.host) env.HOST = values.host;
+  if (values['data-dir']) env.WALCAST_DATA_DIR = values['data-dir'];
+  const config = loadConfig(env);
+  const log = createLogger(config.logLevel, { pid: process.pid });
+
+  switch (command) {
+    case 'start':
+      return serve(config, log, ['api', 'relay', 'gateway'], true);
+    case 'api':
+    case 'relay':
+    case 'gateway':
+      return serve(config, log, [command], false);
+    case 'migrate':
+      return withDatabase(config, log, async (url) => {
+        await migrate(url);
+        process.stdout.write('migrations applied\n');
+        return 0;
+      });
+    case 'token': {
+      const user = rest[0];
+      if (!user) throw new UsageError('usage: walcast token <user> [--ttl <seconds>]');
+      const ttl = values.ttl !== undefined ? Number(values.ttl) : config.tokenTtlS;
+      if (!Number.isInteger(ttl) || ttl < 0) throw new UsageError('--ttl must be a whole number of seconds (0: no expiry)');
+      const tokens = new Tokens(await resolveSecret(config.secret, config.dataDir, true));
+      process.stdout.write((await tokens.sign(user, ttl)) + '\n');
+      return 0;
+    }
+    case 'slot':
+      return withDatabase(config, log, (url) => runSlotCommand(url, config, rest, { json: !!values.json, force: !!values.force }));
+    default:
+      throw new UsageError(`unknown command ${command}\n\n${USAGE}`);
+  }
+}
+
+class UsageError extends Error {
+  readonly code = 'usage';
+}
+
+/** Runs `fn` against DATABASE_URL, or against the embedded database of the data dir. */
+async function withDatabase(config: Config, log: Logger, fn: (url: string) => Promise<number>): Promise<number> {
+  if (config.databaseUrl) return fn(config.databaseUrl);
+  const db = await startEmbeddedPostgres(config.dataDir, log.child({ mod: 'postgres' }));
+  try {
+    return await fn(db.url);
+  } finally {
+    await db.stop();
+  }
+}
+
+async function serve(config: Config, log: Logger, roles: Role[], standalone: boolean): Promise<number> {
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    if (!standalone) throw new ConfigError(`walcast ${roles.join(',')} needs DATABASE_URL`);
+    embedded = await startEmbeddedPostgres(config.dataDir, log.child({ mod: 'postgres' }));
+    databaseUrl = embedded.url;
+    log.info('embedded PostgreSQL running', { port: embedded.port, dataDir: config.dataDir });
+  }
+  const stopEmbedded = async () => {
+    await embedded?.stop().catch(() => {});
+  };
+  let node;
+  try {
+    if (standalone || roles.includes('relay')) {
+      const pool = createPool(databaseUrl, 1);
+      try {
+        await checkReplicationPrerequisites(pool);
+      } finally {
+        await pool.end();
+      }
+    }
+    if (standalone) await migrate(databaseUrl);
+    const secret = await resolveSecret(config.secret, config.dataDir, standalone);
+    node = await startNode({ config, databaseUrl, secret, roles, log });
+    const base = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${node.port}`;
+    log.info('walcast running', { roles, url: base, source: config.source, bus: node.bus.kind });
+    if (standalone) {
+      const demo = await new Tokens(secret).sign('demo', config.tokenTtlS);
+      process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)\n`);
+      process.stdout.write(`demo token (user "demo"): ${demo}\n`);
+    }
+  } catch (e) {
+    await node?.close();
+    await stopEmbedded();
+    throw e;
+  }
+
+  const running = node;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal });
+      const force = setTimeout(() => {
+        log.error('graceful stop timed out; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs);
+      force.unref();
+      void running
+        .close()
+        .then(stopEmbedded)
+        .then(() => {
+          clearTimeout(force);
+          resolve();
+        });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info('stopped');
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  try {
+    const code = await main(argv);
+    process.exit(code);
+  } catch (e) {
+    const known = e instanceof ConfigError || e instanceof PrerequisiteError || e instanceof UsageError || (e as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    process.stderr.write(`walcast: ${known ? (e as Error).message : (e as Error)?.stack ?? String(e)}\n`);
+    process.exit(known ? 2 : 1);
+  }
+}

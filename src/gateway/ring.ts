@@ -1,0 +1,52 @@
+// The last N frames of a channel, contiguous by seq, for catch-up without the database.
+
+export interface Entry {
+  seq: number;
+  frame: string;
+}
+
+export class Ring {
+  private readonly buf: (Entry | undefined)[];
+  private start = 0;
+  private size = 0;
+
+  constructor(private readonly capacity: number) {
+    this.buf = new Array(Math.max(0, capacity));
+  }
+
+  /** Appends; `entry.seq` must follow the last one (callers guarantee contiguity). */
+  push(entry: Entry): void {
+    if (this.capacity === 0) return;
+    const last = this.lastSeq();
+    if (last !== undefined && entry.seq !== last + 1) this.clear();
+    if (this.size < this.capacity) {
+      this.buf[(this.start + this.size) % this.capacity] = entry;
+      this.size++;
+    } else {
+      this.buf[this.start] = entry;
+      this.start = (this.start + 1) % this.capacity;
+    }
+  }
+
+  firstSeq(): number | undefined {
+    return this.size ? this.buf[this.start]!.seq : undefined;
+  }
+
+  lastSeq(): number | undefined {
+    return this.size ? this.buf[(this.start + this.size - 1) % this.capacity]!.seq : undefined;
+  }
+
+  /** Entries with seq > after, if the ring holds all of them; undefined if it does not reach back that far. */
+  after(after: number): Entry[] | undefined {
+    const first = this.firstSeq();
+    if (first === undefined || after + 1 < first) return undefined;
+    const out: Entry[] = [];
+    for (let i = after + 1 - first; i < this.size; i++) out.push(this.buf[(this.start + i) % this.capacity]!);
+    return out;
+  }
+
+  clear(): void {
+    this.start = 0;
+    this.size = 0;
+  }
+}

@@ -1,0 +1,31 @@
+// Prometheus metrics, one registry per process, served at /metrics.
+import client from 'prom-client';
+
+export function createMetrics() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'walcast_process_' });
+  const r = [registry];
+  return {
+    registry,
+    httpRequests: new client.Counter({ name: 'walcast_http_requests_total', help: 'HTTP API requests', labelNames: ['method', 'status'] as const, registers: r }),
+    messagesStored: new client.Counter({ name: 'walcast_messages_stored_total', help: 'Messages stored by chat.postMessage (retries excluded)', registers: r }),
+    relayState: new client.Gauge({ name: 'walcast_relay_streaming', help: '1 while this relay streams the replication slot', registers: r }),
+    relayEvents: new client.Counter({ name: 'walcast_relay_events_total', help: 'Events published to the bus by the relay', labelNames: ['kind'] as const, registers: r }),
+    relayTransactions: new client.Counter({ name: 'walcast_relay_transactions_total', help: 'Committed transactions relayed', registers: r }),
+    relayAcks: new client.Counter({ name: 'walcast_relay_acknowledgements_total', help: 'Standby status updates sent with a new confirmed LSN', registers: r }),
+    relayRestarts: new client.Counter({ name: 'walcast_relay_stream_restarts_total', help: 'Times the replication stream ended and was restarted', registers: r }),
+    relayLagSeconds: new client.Gauge({ name: 'walcast_relay_lag_seconds', help: 'Age of the last heartbeat when it came out of the WAL', registers: r }),
+    relaySlotLost: new client.Counter({ name: 'walcast_relay_slot_lost_total', help: 'Times the replication slot was found invalidated or missing and recreated', registers: r }),
+    wsConnections: new client.Gauge({ name: 'walcast_ws_connections', help: 'Open WebSocket connections', registers: r }),
+    wsRefused: new client.Counter({ name: 'walcast_ws_upgrades_refused_total', help: 'WebSocket upgrades refused', labelNames: ['reason'] as const, registers: r }),
+    wsFramesOut: new client.Counter({ name: 'walcast_ws_message_frames_total', help: 'message frames delivered', labelNames: ['path'] as const, registers: r }),
+    wsSlowClosed: new client.Counter({ name: 'walcast_ws_slow_consumers_closed_total', help: 'Sockets closed for exceeding the backpressure limit', registers: r }),
+    hubs: new client.Gauge({ name: 'walcast_gateway_channels', help: 'Channels this gateway serves', registers: r }),
+    gapFills: new client.Counter({ name: 'walcast_gateway_gap_fills_total', help: 'Database reads to fill a gap in the live stream', registers: r }),
+    catchupReads: new client.Counter({ name: 'walcast_gateway_catchup_reads_total', help: 'Database pages read for catch-up', registers: r }),
+    duplicatesDropped: new client.Counter({ name: 'walcast_gateway_duplicates_dropped_total', help: 'Live events dropped because their seq was already delivered', registers: r }),
+    resyncs: new client.Counter({ name: 'walcast_gateway_resyncs_total', help: 'Channel re-syncs from the database (bus regained, resync events)', registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
