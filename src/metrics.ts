@@ -1,6 +1,8 @@
 // Prometheus metrics, one registry per process, served at /metrics.
 import client from 'prom-client';
 
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
 export function createMetrics() {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'walcast_process_' });
@@ -16,6 +18,8 @@ export function createMetrics() {
     relayRestarts: new client.Counter({ name: 'walcast_relay_stream_restarts_total', help: 'Times the replication stream ended and was restarted', registers: r }),
     relayLagSeconds: new client.Gauge({ name: 'walcast_relay_lag_seconds', help: 'Age of the last heartbeat when it came out of the WAL', registers: r }),
     relaySlotLost: new client.Counter({ name: 'walcast_relay_slot_lost_total', help: 'Times the replication slot was found invalidated or missing and recreated', registers: r }),
+    commitToPublish: new client.Histogram({ name: 'walcast_relay_commit_to_publish_seconds', help: 'From COMMIT (WAL timestamp) to the bus accepting the event', buckets: LATENCY_BUCKETS, registers: r }),
+    commitToSend: new client.Histogram({ name: 'walcast_gateway_commit_to_send_seconds', help: 'From COMMIT (WAL timestamp) to the live frame handed to the sockets', buckets: LATENCY_BUCKETS, registers: r }),
     wsConnections: new client.Gauge({ name: 'walcast_ws_connections', help: 'Open WebSocket connections', registers: r }),
     wsRefused: new client.Counter({ name: 'walcast_ws_upgrades_refused_total', help: 'WebSocket upgrades refused', labelNames: ['reason'] as const, registers: r }),
     wsFramesOut: new client.Counter({ name: 'walcast_ws_message_frames_total', help: 'message frames delivered', labelNames: ['path'] as const, registers: r }),

@@ -5,7 +5,8 @@
 import type { Message } from '../chat/model.js';
 
 export type BusEvent =
-  | { kind: 'message'; channel: string; seq: number; message: Message }
+  /** `committedAt` (ms since epoch, from the WAL) is for latency metrics only. */
+  | { kind: 'message'; channel: string; seq: number; message: Message; committedAt?: number }
   /** A membership ended (kick): that user's subscriptions to the channel end. */
   | { kind: 'kick'; channel: string; user: string }
   /** Events may have been lost upstream (e.g. the replication slot was recreated): every gateway re-reads every channel it serves. */

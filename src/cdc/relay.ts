@@ -181,6 +181,8 @@ export class Relay {
           return;
         }
         this.metrics.relayTransactions.inc();
+        const first = d.events[0];
+        if (first?.kind === 'message' && first.committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - first.committedAt) / 1000);
         for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
       }
       this.acknowledge(parseLsn(d.endLsn));

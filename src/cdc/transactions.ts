@@ -41,6 +41,8 @@ export class TransactionAssembler {
       case 'commit': {
         const events = this.open ?? [];
         this.open = null;
+        const committedAt = typeof msg.commitTime === 'bigint' ? Number(msg.commitTime / 1000n) : undefined;
+        if (committedAt !== undefined) for (const e of events) if (e.kind === 'message') e.committedAt = committedAt;
         return { kind: 'commit', events, endLsn: msg.commitEndLsn ?? '0/0' };
       }
       case 'message':

@@ -250,7 +250,7 @@ export class Gateway {
     try {
       switch (e.kind) {
         case 'message':
-          this.hubs.get(e.channel)?.onMessage(e.message);
+          this.hubs.get(e.channel)?.onMessage(e.message, e.committedAt);
           return;
         case 'kick':
           this.kick(e.channel, e.user);

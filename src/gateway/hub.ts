@@ -56,7 +56,7 @@ export class Hub {
     for (const m of early) this.onMessage(m);
   }
 
-  onMessage(m: Message): void {
+  onMessage(m: Message, committedAt?: number): void {
     if (this.closed) return;
     if (!this.initialized) {
       this.early.push(m);
@@ -68,6 +68,7 @@ export class Hub {
     }
     if (m.seq === this.last + 1) {
       this.apply(m);
+      if (committedAt && this.liveCount > 0) this.deps.metrics.commitToSend.observe(Math.max(0, Date.now() - committedAt) / 1000);
       this.drainPending();
       return;
     }

@@ -1,0 +1,49 @@
+// Runs walcast in-process on a test database and gives tests typed HTTP and WebSocket clients.
+import { startNode, type Role, type WalcastNode } from '../../src/app/node.js';
+import { Tokens } from '../../src/auth/tokens.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+
+export const SECRET = 'test-secret-test-secret-test-secret';
+
+export interface Running {
+  node: WalcastNode;
+  config: Config;
+  base: string;
+  ws: string;
+  token(user: string, ttl?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function startWalcast(
+  t: Teardown,
+  databaseUrl: string,
+  opts: { env?: Record<string, string>; roles?: Role[] } = {},
+): Promise<Running> {
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', WALCAST_HEARTBEAT_MS: '1000', ...opts.env });
+  const log = createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'error');
+  const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log });
+  const tokens = new Tokens(SECRET);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await node.close();
+  };
+  t.teardown(close);
+  const base = `http://127.0.0.1:${node.port}`;
+  return { node, config, base, ws: `ws://127.0.0.1:${node.port}/v1/ws`, token: (u, ttl = 3600) => tokens.sign(u, ttl), close };
+}
+
+/** Waits until `cond` holds, polling; fails with `what` after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
