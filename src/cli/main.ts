@@ -19,6 +19,7 @@ Usage:
   walcast migrate               apply migrations and the publication, idempotently
   walcast token <user> [--ttl <seconds>]   print an access token for <user>
   walcast slot <status|create|drop> [--json] [--force]   replication slot administration
+  walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]   print a channel's frames
 
 Flags: --port <n>  --host <addr>  --data-dir <dir>  (override PORT, HOST, WALCAST_DATA_DIR)
 Configuration: see README.md, "Configuration".`;
@@ -35,6 +36,9 @@ export async function main(argv: string[]): Promise<number> {
       ttl: { type: 'string' },
       json: { type: 'boolean' },
       force: { type: 'boolean' },
+      since: { type: 'string' },
+      token: { type: 'string' },
+      url: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -74,6 +78,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'slot':
       return withDatabase(config, log, (url) => runSlotCommand(url, config, rest, { json: !!values.json, force: !!values.force }));
+    case 'watch': {
+      const channel = rest[0];
+      if (!channel) throw new UsageError('usage: walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]');
+      const since = values.since === undefined ? undefined : Number(values.since);
+      if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new UsageError('--since must be a non-negative integer');
+      const token = values.token ?? (await new Tokens(await resolveSecret(config.secret, config.dataDir, false)).sign('demo', 3600));
+      const url = values.url ?? `ws://127.0.0.1:${config.port}/v1/ws`;
+      const { watch } = await import('./watch.js');
+      return watch(url, token, channel, since);
+    }
     default:
       throw new UsageError(`unknown command ${command}\n\n${USAGE}`);
   }
