@@ -98,6 +98,9 @@ export class Relay {
     while (!this.stopping) {
       const startedAt = Date.now();
       try {
+        // While the bus is down every publish would fail: wait for it rather than churn streams.
+        while (!this.bus.isUp() && !this.stopping) await this.sleep(200);
+        if (this.stopping) break;
         await this.prepareSlot();
         await this.stream();
         if (!this.stopping) this.log.warn('replication stream ended; restarting');

@@ -1,0 +1,124 @@
+// Scale-out under faults (seeds' Scenarios B and C): api, two relays, two gateways and
+// redis-server as separate processes on a real PostgreSQL. Subscribers are spread over both
+// gateways while a steady stream of posts runs; mid-stream one part dies. Every client must
+// end with every message exactly once, in order.
+import t from 'tap';
+import { startTopology, type Topology } from '../scripts/topology.js';
+import { Tokens } from '../src/auth/tokens.js';
+import { ResumingClient } from './helpers/resuming.js';
+import { contiguous } from './helpers/clients.js';
+
+const topo: Topology = await startTopology({ relays: 2, gateways: 2 });
+t.teardown(() => topo.close());
+const tokens = new Tokens(topo.secret);
+const token = await tokens.sign('alice', 3600);
+const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+const wsUrl = (port: number) => `ws://127.0.0.1:${port}/v1/ws`;
+
+async function call(method: string, body: unknown): Promise<any> {
+  const r = await fetch(`${topo.api.url}/v1/${method}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const json = (await r.json()) as any;
+  if (!json.ok) throw new Error(`${method}: ${r.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Posts `n` messages, each retried with its client_msg_id until stored (the API may be down). */
+async function postSteadily(channel: string, n: number, everyMs: number, onPosted: (i: number) => Promise<void> | void): Promise<number> {
+  let attempts = 0;
+  for (let i = 1; i <= n; i++) {
+    for (;;) {
+      attempts++;
+      try {
+        await call('chat.postMessage', { channel, text: `m${i}`, client_msg_id: `p-${i}` });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await onPosted(i);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return attempts;
+}
+
+async function activeRelay(): Promise<number> {
+  for (let i = 0; i < topo.relays.length; i++) {
+    const r = await fetch(`${topo.relays[i]!.url}/readyz`).then((r) => r.json() as Promise<any>).catch(() => null);
+    if (r?.checks?.relay === true) return i;
+  }
+  return -1;
+}
+
+async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const N = 150;
+const report: string[] = [];
+
+async function scenario(t: Tap.Test, name: string, fault: () => Promise<void>, after?: () => Promise<void>) {
+  const { channel } = await call('conversations.create', { name });
+  const [g1, g2] = topo.gateways.map((g) => wsUrl(g.port)) as [string, string];
+  const clients = [
+    new ResumingClient('c1@g1', [g1, g2], token, channel.id),
+    new ResumingClient('c2@g1', [g1, g2], token, channel.id),
+    new ResumingClient('c3@g2', [g2, g1], token, channel.id),
+    new ResumingClient('c4@g2', [g2, g1], token, channel.id),
+  ];
+  await Promise.all(clients.map((c) => c.start()));
+  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
+  const attempts = await postSteadily(channel.id, N, 8, (i) => (i === 50 ? fault() : undefined));
+  await after?.();
+  await waitUntil(() => clients.every((c) => c.seqs.filter((s) => s === N).length > 0), `every client to reach seq ${N}`, 45_000);
+  await new Promise((r) => setTimeout(r, 200)); // let any late duplicate show up
+  for (const c of clients) {
+    const unique = new Set(c.seqs).size;
+    const lost = N - unique;
+    const dup = c.seqs.length - unique;
+    report.push(`${name}: sent ${N} (${attempts} POST attempts), ${c.name} received ${c.seqs.length}, lost ${lost}, duplicated ${dup}, reconnects ${c.reconnects}, longest stall ${c.longestStall().toFixed(0)} ms`);
+    t.ok(contiguous(c.seqs, 1, N), `${c.name}: 1..${N} exactly once, in order (lost ${lost}, dup ${dup})`);
+  }
+}
+
+t.test('active relay killed with SIGKILL: the standby takes over', async (t) => {
+  await waitUntil(async () => (await activeRelay()) >= 0, 'a relay streaming');
+  let killed = -1;
+  await scenario(t, 'relay SIGKILL', async () => {
+    killed = await activeRelay();
+    await topo.relays[killed]!.kill('SIGKILL');
+  });
+  const now = await activeRelay();
+  t.ok(now >= 0 && now !== killed, 'the other relay streams');
+  topo.relays[killed] = await topo.relays[killed]!.restart(); // back as the standby
+});
+
+t.test('Redis stopped, then restarted: gateways re-sync from the database', async (t) => {
+  await scenario(t, 'redis restart', async () => {
+    await topo.redis.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500));
+    topo.redis = await topo.redis.restart();
+  });
+});
+
+t.test('a gateway killed: its clients resume on the other with their last seq', async (t) => {
+  await scenario(t, 'gateway SIGKILL', async () => {
+    await topo.gateways[0]!.kill('SIGKILL');
+  });
+  topo.gateways[0] = await topo.gateways[0]!.restart();
+});
+
+t.test('the API killed and restarted: posts retried with client_msg_id, nothing lost or doubled', async (t) => {
+  await scenario(t, 'api SIGKILL', async () => {
+    await topo.api.kill('SIGKILL');
+    void topo.api.restart().then((api) => (topo.api = api));
+  });
+});
+
+t.test('report', async (t) => {
+  for (const line of report) t.comment(line);
+  t.pass(`${report.length} client reports`);
+});

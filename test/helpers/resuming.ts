@@ -1,0 +1,75 @@
+// A test client that does what PROTOCOL.md asks of a client after a loss: reconnect (to any
+// gateway) and resubscribe with the last seq it received. It records every message frame it
+// ever got, so duplicates and gaps across reconnects are visible.
+import WebSocket from 'ws';
+
+export class ResumingClient {
+  /** Every seq received, in arrival order, duplicates included. */
+  readonly seqs: number[] = [];
+  readonly arrivals: number[] = [];
+  reconnects = 0;
+  private last: number;
+  private ws: WebSocket | null = null;
+  private stopped = false;
+  private attempt = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly urls: string[],
+    private readonly token: string,
+    private readonly channel: string,
+    since = 0,
+  ) {
+    this.last = since;
+  }
+
+  start(): Promise<void> {
+    return this.connect(true);
+  }
+
+  /** Longest time between two consecutive frames, in ms. */
+  longestStall(): number {
+    let worst = 0;
+    for (let i = 1; i < this.arrivals.length; i++) worst = Math.max(worst, this.arrivals[i]! - this.arrivals[i - 1]!);
+    return worst;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.ws?.close();
+  }
+
+  private connect(first = false): Promise<void> {
+    const url = this.urls[this.attempt++ % this.urls.length]!;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${url}?token=${this.token}`);
+      this.ws = ws;
+      let subscribed = false;
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', channel: this.channel, since: this.last })));
+      ws.on('message', (data) => {
+        const f = JSON.parse(String(data));
+        if (f.type === 'subscribed') {
+          subscribed = true;
+          resolve();
+        } else if (f.type === 'message') {
+          this.seqs.push(f.seq);
+          this.arrivals.push(performance.now());
+          this.last = Math.max(this.last, f.seq);
+        } else if (f.type === 'error') {
+          // e.g. `unavailable` while the bus is down: try again shortly.
+          setTimeout(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'subscribe', channel: this.channel, since: this.last })), 200);
+        }
+      });
+      const retry = () => {
+        if (this.stopped) return;
+        if (first && !subscribed) return reject(new Error(`${this.name}: could not subscribe via ${url}`));
+        this.reconnects++;
+        setTimeout(() => void this.connect().catch(() => {}), 100);
+      };
+      ws.on('close', () => {
+        if (this.ws === ws) retry();
+      });
+      ws.on('error', () => {});
+    });
+  }
+}
