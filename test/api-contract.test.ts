@@ -22,12 +22,8 @@ const CHANNEL_KEYS = ['id', 'is_private', 'last_seq', 'name'];
 const MESSAGE_KEYS = ['channel', 'client_msg_id', 'created_at', 'id', 'seq', 'text', 'user'];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
-interface T {
-  equal(a: unknown, b: unknown, msg?: string): void;
-  same(a: unknown, b: unknown, msg?: string): void;
-  match(a: unknown, b: unknown, msg?: string): void;
-  ok(v: unknown, msg?: string): void;
-}
+/** The subtest object tap passes to a test callback. */
+type T = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /** A failure: the status and the documented body shape. */
 function isError(t: T, r: ApiResult, status: number, code: string, what: string): void {
@@ -384,6 +380,8 @@ t.test('invalid_arguments: wrong types and missing fields, for every method', as
     ['chat.postMessage', { channel: ch, text: null }],
     ['chat.postMessage', { channel: ch, text: 'hi', client_msg_id: 5 }],
     ['chat.postMessage', { channel: ch, text: 'hi', client_msg_id: { k: 1 } }],
+    ['chat.postMessage', { channel: '', text: 'hi' }],
+    ['chat.postMessage', { channel: 'C'.repeat(65), text: 'hi' }],
     // NUL cannot be stored in PostgreSQL text
     ['chat.postMessage', { channel: ch, text: 'before\u0000after' }],
     ['chat.postMessage', { channel: ch, text: '\u0000' }],
@@ -398,6 +396,14 @@ t.test('invalid_arguments: wrong types and missing fields, for every method', as
     400,
     'invalid_arguments',
     'escaped NUL',
+  );
+  // An unpaired surrogate cannot be stored as written either.
+  isError(
+    t,
+    await alice.post('chat.postMessage', null, { raw: `{"channel":"${ch}","text":"a\\ud800b"}` }),
+    400,
+    'invalid_arguments',
+    'lone surrogate',
   );
 
   // GET methods: seq not an integer, limit out of range, missing parameters.

@@ -60,7 +60,7 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, m
 const N = 150;
 const report: string[] = [];
 
-async function scenario(t: Tap.Test, name: string, fault: () => Promise<void>, after?: () => Promise<void>) {
+async function scenario(t: { ok(v: unknown, m: string): void; teardown(f: () => unknown): void }, name: string, fault: () => Promise<void>, after?: () => Promise<void>) {
   const { channel } = await call('conversations.create', { name });
   const [g1, g2] = topo.gateways.map((g) => wsUrl(g.port)) as [string, string];
   const clients = [

@@ -193,11 +193,13 @@ export class Gateway {
   private endSubscription(sub: Subscription): void {
     if (sub.conn.subs.get(sub.channel) === sub) sub.conn.subs.delete(sub.channel);
     const hub = this.hubs.get(sub.channel);
-    sub.state = 'ended';
+    // Hub.remove takes a live subscription off the channel's topic; it marks the subscription
+    // ended itself, and must see its state as it was.
     if (hub) {
       hub.remove(sub);
       this.release(hub);
     }
+    sub.state = 'ended';
   }
 
   /** The channel's hub, created on first use: bus subscription first, then last_seq, so no event falls in between. */
