@@ -143,8 +143,10 @@ t.test('kick ends the live subscription with unsubscribed', async (t) => {
   await ws.subscribe(channel.id);
   await alice.call('chat.postMessage', { channel: channel.id, text: 'before kick' });
   await ws.waitForSeq(channel.id, 1);
+  // The frame may well arrive before the kick's HTTP response: look from before the call.
+  const mark = ws.frames.length;
   await alice.call('conversations.kick', { channel: channel.id, user: 'bob' });
-  const f = await ws.next((f) => f.type === 'unsubscribed', 'unsubscribed');
+  const f = await ws.next((f) => f.type === 'unsubscribed', 'unsubscribed', 15_000, mark);
   t.same(f, { type: 'unsubscribed', channel: channel.id, reason: 'kicked' });
   await alice.call('chat.postMessage', { channel: channel.id, text: 'after kick' });
   const r = await bob.get('chat.getMessage', { channel: channel.id, seq: 2 });

@@ -92,9 +92,10 @@ export class WsClient {
     return this.messages(channel).map((f) => f.seq!);
   }
 
-  async next(pred: (f: Frame) => boolean, what = 'a frame', ms = 15_000): Promise<Frame> {
+  /** The next frame matching `pred`, received after index `from` (default: from now on). */
+  async next(pred: (f: Frame) => boolean, what = 'a frame', ms = 15_000, from = this.frames.length): Promise<Frame> {
     let found: Frame | undefined;
-    const start = this.frames.length;
+    const start = from;
     await until(() => (found = this.frames.slice(start).find(pred)) !== undefined || this.closed, what, ms);
     if (!found) throw new Error(`socket closed while waiting for ${what}`);
     return found;
