@@ -17,6 +17,12 @@ export function createMetrics() {
     relayAcks: new client.Counter({ name: 'walcast_relay_acknowledgements_total', help: 'Standby status updates sent with a new confirmed LSN', registers: r }),
     relayRestarts: new client.Counter({ name: 'walcast_relay_stream_restarts_total', help: 'Times the replication stream ended and was restarted', registers: r }),
     relayLagSeconds: new client.Gauge({ name: 'walcast_relay_lag_seconds', help: 'Age of the last heartbeat when it came out of the WAL', registers: r }),
+    slotRetainedBytes: new client.Gauge({ name: 'walcast_slot_retained_wal_bytes', help: 'WAL the slot keeps from being removed (current WAL - restart_lsn)', registers: r }),
+    slotLagBytes: new client.Gauge({ name: 'walcast_slot_lag_bytes', help: 'WAL written but not yet acknowledged by the relay (current WAL - confirmed_flush_lsn)', registers: r }),
+    slotLagSeconds: new client.Gauge({ name: 'walcast_slot_lag_seconds', help: 'Replication lag of the slot in seconds (flush_lag while active, time inactive otherwise)', registers: r }),
+    slotActive: new client.Gauge({ name: 'walcast_slot_active', help: '1 while some walsender streams the slot (this relay or another)', registers: r }),
+    slotSafeWalBytes: new client.Gauge({ name: 'walcast_slot_safe_wal_size_bytes', help: 'WAL that may still be written before the slot is invalidated (-1: unlimited)', registers: r }),
+    slotLost: new client.Gauge({ name: 'walcast_slot_lost', help: '1 while the slot is invalidated (wal_status lost) or missing', registers: r }),
     relaySlotLost: new client.Counter({ name: 'walcast_relay_slot_lost_total', help: 'Times the replication slot was found invalidated or missing and recreated', registers: r }),
     commitToPublish: new client.Histogram({ name: 'walcast_relay_commit_to_publish_seconds', help: 'From COMMIT (WAL timestamp) to the bus accepting the event', buckets: LATENCY_BUCKETS, registers: r }),
     commitToSend: new client.Histogram({ name: 'walcast_gateway_commit_to_send_seconds', help: 'From COMMIT (WAL timestamp) to the live frame handed to the sockets', buckets: LATENCY_BUCKETS, registers: r }),
@@ -29,6 +35,15 @@ export function createMetrics() {
     catchupReads: new client.Counter({ name: 'walcast_gateway_catchup_reads_total', help: 'Database pages read for catch-up', registers: r }),
     duplicatesDropped: new client.Counter({ name: 'walcast_gateway_duplicates_dropped_total', help: 'Live events dropped because their seq was already delivered', registers: r }),
     resyncs: new client.Counter({ name: 'walcast_gateway_resyncs_total', help: 'Channel re-syncs from the database (bus regained, resync events)', registers: r }),
+    rateLimited: new client.Counter({ name: 'walcast_rate_limited_total', help: 'Requests refused by a rate limit', labelNames: ['scope'] as const, registers: r }),
+    catchupCoalesced: new client.Counter({ name: 'walcast_gateway_catchup_coalesced_total', help: 'Catch-up pages served by joining a read already in flight (no extra query)', registers: r }),
+    membershipBatches: new client.Counter({ name: 'walcast_gateway_membership_queries_total', help: 'Membership queries at subscribe (one per channel per batch)', registers: r }),
+    gatewayDbInFlight: new client.Gauge({ name: 'walcast_gateway_db_reads_in_flight', help: 'Gateway database reads in flight (bounded by WALCAST_GATEWAY_DB_CONCURRENCY)', registers: r }),
+    gatewayDbInFlightMax: new client.Gauge({ name: 'walcast_gateway_db_reads_in_flight_max', help: 'Highest number of gateway database reads in flight at once since start', registers: r }),
+    gatewayDbWaiting: new client.Gauge({ name: 'walcast_gateway_db_reads_waiting', help: 'Gateway database reads queued for a slot', registers: r }),
+    wsDrained: new client.Counter({ name: 'walcast_ws_drained_total', help: 'Sockets closed by a graceful drain (1012 with a retry hint)', registers: r }),
+    fanoutDeferred: new client.Counter({ name: 'walcast_gateway_fanout_deferred_total', help: 'Turns in which a channel used its fan-out budget and yielded to other channels', registers: r }),
+    fanoutShed: new client.Counter({ name: 'walcast_gateway_fanout_shed_total', help: 'Live events not queued because a channel queue was full (re-read from the database later)', registers: r }),
   };
 }
 

@@ -17,13 +17,12 @@
 // A slot streams to one walsender at a time, so a second relay's START_REPLICATION fails with
 // "replication slot ... is active": that is the standby loop of relay failover.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { randomUUID } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
-import { createSlot, dropSlot, isLost, readSlot } from './slot.js';
+import { createSlot, dropSlot, isLost, readSlot, slotStatus } from './slot.js';
 import { HEARTBEAT_PREFIX, TransactionAssembler } from './transactions.js';
 
 export const PUBLICATION = 'walcast';
@@ -32,6 +31,8 @@ export interface RelayOptions {
   databaseUrl: string;
   slot: string;
   heartbeatMs: number;
+  /** How often the slot's lag and retained WAL are read into /metrics. */
+  statsMs?: number;
   /** Backoff between stream attempts. */
   minRetryMs?: number;
   maxRetryMs?: number;
@@ -49,7 +50,7 @@ export class Relay {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private pendingResync = false;
+  private statsTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
 
   constructor(
@@ -80,12 +81,16 @@ export class Relay {
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
       this.heartbeatTimer.unref();
     }
+    this.statsTimer = setInterval(() => void this.slotStats(), this.opts.statsMs ?? 5000);
+    this.statsTimer.unref();
+    void this.slotStats();
   }
 
   /** Finish the transaction in hand (publish, acknowledge), then end the stream. */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
     this.wake?.();
     await this.inflight;
     await this.service?.stop().catch(() => {});
@@ -128,17 +133,14 @@ export class Relay {
     let info = await readSlot(this.pool, slot);
     if (info && isLost(info)) {
       this.metrics.relaySlotLost.inc();
+      this.metrics.slotLost.set(1);
       this.log.error('REPLICATION SLOT LOST: PostgreSQL invalidated it (max_slot_wal_keep_size exceeded). Recreating it; gateways will re-sync every channel from the database.', { slot });
       await dropSlot(this.pool, slot);
       info = undefined;
     }
     if (!info) {
-      if (await createSlot(this.pool, slot)) {
-        this.log.info('created replication slot', { slot });
-        // Whatever committed while no slot existed never reaches the stream: have every
-        // gateway re-read its channels from the database.
-        this.pendingResync = true;
-      }
+      // createSlot also writes a resync request into the WAL (see slot.ts).
+      if (await createSlot(this.pool, slot)) this.log.info('created replication slot', { slot });
       info = await readSlot(this.pool, slot);
     }
     this.lastAcked = info?.confirmed_flush_lsn ? parseLsn(info.confirmed_flush_lsn) : 0n;
@@ -163,10 +165,6 @@ export class Relay {
       if (shouldRespond) this.sendStatus(this.lastAcked);
     });
     service.on('error', (e: Error) => this.fail(e));
-    if (this.pendingResync) {
-      await this.bus.publish([{ kind: 'resync', epoch: randomUUID() }]);
-      this.pendingResync = false;
-    }
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
     await service.subscribe(plugin, this.opts.slot, '0/00000000');
     if (this.failed) throw this.failed;
@@ -189,6 +187,15 @@ export class Relay {
         for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
       }
       this.acknowledge(parseLsn(d.endLsn));
+    } else if (d.kind === 'resync') {
+      this.log.warn('slot was (re)created: asking every gateway to re-sync from the database', { epoch: d.epoch });
+      try {
+        await this.bus.publish([{ kind: 'resync', epoch: d.epoch }]);
+      } catch (e) {
+        this.fail(e as Error);
+        return;
+      }
+      if (!this.assembler.inTransaction) this.acknowledge(parseLsn(d.lsn));
     } else if (d.kind === 'heartbeat') {
       this.metrics.relayLagSeconds.set(Math.max(0, Date.now() - d.sentAt) / 1000);
       // Only whole transactions reach us (proto 1), so between them everything earlier has
@@ -227,6 +234,22 @@ export class Relay {
       );
     } catch (e) {
       this.log.debug('heartbeat failed', { err: e as Error });
+    }
+  }
+
+  /** Slot lag and retained WAL into /metrics, from every relay (a standby reports too). */
+  private async slotStats(): Promise<void> {
+    try {
+      const s = await slotStatus(this.pool, this.opts.slot, PUBLICATION);
+      const m = this.metrics;
+      m.slotLost.set(!s.exists || s.wal_status === 'lost' ? 1 : 0);
+      m.slotActive.set(s.active ? 1 : 0);
+      m.slotRetainedBytes.set(s.retained_wal_bytes ?? 0);
+      m.slotLagBytes.set(s.lag_bytes ?? 0);
+      m.slotLagSeconds.set(s.lag_seconds ?? 0);
+      m.slotSafeWalBytes.set(s.safe_wal_size ?? -1);
+    } catch (e) {
+      this.log.debug('reading slot status failed', { err: e as Error });
     }
   }
 

@@ -6,13 +6,17 @@ import type { BusEvent } from '../bus/bus.js';
 import { toMessage, type MessageRow } from '../chat/model.js';
 
 export const HEARTBEAT_PREFIX = 'walcast.heartbeat';
+/** Written right after a slot is (re)created: what committed before it never reaches the stream. */
+export const RESYNC_PREFIX = 'walcast.resync';
 
 export type Decoded =
   | { kind: 'none' }
   /** A whole committed transaction: publish `events`, then acknowledge `endLsn`. */
   | { kind: 'commit'; events: BusEvent[]; endLsn: string }
   /** A heartbeat written by a relay: `sentAt` is its database timestamp (ms). */
-  | { kind: 'heartbeat'; lsn: string; sentAt: number };
+  | { kind: 'heartbeat'; lsn: string; sentAt: number }
+  /** The slot was (re)created: every gateway must re-read its channels from the database. */
+  | { kind: 'resync'; lsn: string; epoch: string };
 
 export class TransactionAssembler {
   private open: BusEvent[] | null = null;
@@ -49,6 +53,9 @@ export class TransactionAssembler {
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && msg.messageLsn) {
           const sentAt = Number(new TextDecoder().decode(msg.content));
           return { kind: 'heartbeat', lsn: msg.messageLsn, sentAt: Number.isFinite(sentAt) ? sentAt : Date.now() };
+        }
+        if (!msg.transactional && msg.prefix === RESYNC_PREFIX && msg.messageLsn) {
+          return { kind: 'resync', lsn: msg.messageLsn, epoch: new TextDecoder().decode(msg.content) };
         }
         return { kind: 'none' };
       default:

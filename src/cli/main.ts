@@ -18,7 +18,7 @@ Usage:
   walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET; REDIS_URL across processes)
   walcast migrate               apply migrations and the publication, idempotently
   walcast token <user> [--ttl <seconds>]   print an access token for <user>
-  walcast slot <status|create|drop> [--json] [--force]   replication slot administration
+  walcast slot <status|create|drop|reset|check> [--json] [--force]   replication slot administration
   walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]   print a channel's frames
 
 Flags: --port <n>  --host <addr>  --data-dir <dir>  (override PORT, HOST, WALCAST_DATA_DIR)
@@ -39,6 +39,10 @@ export async function main(argv: string[]): Promise<number> {
       since: { type: 'string' },
       token: { type: 'string' },
       url: { type: 'string' },
+      'warn-bytes': { type: 'string' },
+      'crit-bytes': { type: 'string' },
+      'warn-seconds': { type: 'string' },
+      'crit-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,7 +81,16 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'slot':
-      return withDatabase(config, log, (url) => runSlotCommand(url, config, rest, { json: !!values.json, force: !!values.force }));
+      return withDatabase(config, log, (url) =>
+        runSlotCommand(url, config, rest, {
+          json: !!values.json,
+          force: !!values.force,
+          warnBytes: values['warn-bytes'],
+          critBytes: values['crit-bytes'],
+          warnSeconds: values['warn-seconds'],
+          critSeconds: values['crit-seconds'],
+        }),
+      );
     case 'watch': {
       const channel = rest[0];
       if (!channel) throw new UsageError('usage: walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]');

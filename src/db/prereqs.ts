@@ -12,7 +12,10 @@ export async function checkReplicationPrerequisites(pool: Pool): Promise<void> {
            current_setting('max_replication_slots') AS slots,
            current_setting('max_wal_senders') AS senders,
            current_setting('server_version_num')::int AS version,
-           (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate`);
+           (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user)
+             -- Amazon RDS/Aurora grant replication through membership of rds_replication.
+             OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'rds_replication' AND pg_has_role(current_user, r.oid, 'member'))
+             AS can_replicate`);
   const r = rows[0]!;
   const problems: string[] = [];
   if (r.version < 140000) problems.push(`PostgreSQL ${r.version} is too old: walcast needs 14 or newer`);
