@@ -118,6 +118,10 @@ t.test('the API killed and restarted: posts retried with client_msg_id, nothing 
   });
 });
 
+t.test('every role stops gracefully on SIGTERM (exit 0)', async (t) => {
+  for (const p of [...topo.gateways, topo.api, ...topo.relays]) t.equal(await p.kill('SIGTERM'), 0, `${p.name} exited 0`);
+});
+
 t.test('report', async (t) => {
   for (const line of report) t.comment(line);
   t.pass(`${report.length} client reports`);
