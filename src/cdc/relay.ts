@@ -151,7 +151,8 @@ export class Relay {
     this.failed = null;
     this.assembler = new TransactionAssembler();
     const service = new LogicalReplicationService(
-      { connectionString: this.opts.databaseUrl, application_name: 'walcast-relay' },
+      // Bounded connect, and TCP keepalive so a dead database host is noticed without waiting for the OS default.
+      { connectionString: this.opts.databaseUrl, application_name: 'walcast-relay', connectionTimeoutMillis: 10_000, keepAlive: true },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
     );
     this.service = service;
