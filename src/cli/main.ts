@@ -122,6 +122,9 @@ async function withDatabase(config: Config, log: Logger, fn: (url: string) => Pr
 }
 
 async function serve(config: Config, log: Logger, roles: Role[], standalone: boolean): Promise<number> {
+  if (!standalone && !config.redisUrl && (roles.includes('relay') || roles.includes('gateway'))) {
+    log.warn('REDIS_URL is not set: the in-process bus only connects roles inside this process, so this one will not reach the others');
+  }
   let embedded: EmbeddedDatabase | null = null;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
