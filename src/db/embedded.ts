@@ -25,7 +25,10 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   const pgDir = path.join(dataDir, 'pg');
   await fs.mkdir(dataDir, { recursive: true });
   const secrets = await loadOrCreateSecrets(dataDir);
-  const port = await freePort();
+  // Keep the port across restarts (DBAs point psql at it, clients of a restarted server
+  // reconnect to it); pick another only if something else took it.
+  const port = secrets.port && (await isFree(secrets.port)) ? secrets.port : await freePort();
+  if (port !== secrets.port) await saveSecrets(dataDir, { ...secrets, port });
   const isRoot = os.userInfo().uid === 0;
   await stopOrphanedServer(pgDir, log);
 
@@ -69,15 +72,33 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   return { url, port, stop: () => server.stop() };
 }
 
-async function loadOrCreateSecrets(dataDir: string): Promise<{ password: string }> {
-  const file = path.join(dataDir, 'embedded-postgres.json');
+interface Secrets {
+  password: string;
+  port?: number;
+}
+
+const secretsFile = (dataDir: string) => path.join(dataDir, 'embedded-postgres.json');
+
+async function loadOrCreateSecrets(dataDir: string): Promise<Secrets> {
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as { password: string };
+    return JSON.parse(await fs.readFile(secretsFile(dataDir), 'utf8')) as Secrets;
   } catch {
     const secrets = { password: randomBytes(18).toString('base64url') };
-    await fs.writeFile(file, JSON.stringify(secrets), { mode: 0o600 });
+    await saveSecrets(dataDir, secrets);
     return secrets;
   }
+}
+
+async function saveSecrets(dataDir: string, secrets: Secrets): Promise<void> {
+  await fs.writeFile(secretsFile(dataDir), JSON.stringify(secrets), { mode: 0o600 });
+}
+
+function isFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }
 
 /** A previous `walcast start` killed with SIGKILL leaves its PostgreSQL running: stop it. */
