@@ -29,6 +29,7 @@ const schema = z.object({
   WALCAST_MAX_SUBSCRIPTIONS: int(1, 100_000).default(100),
   WALCAST_RING_SIZE: int(0, 1_000_000).default(1024),
   WALCAST_CATCHUP_PAGE: int(1, 10_000).default(500),
+  WALCAST_SLOT_FAILOVER: bool.default(false),
   WALCAST_HEARTBEAT_MS: int(0, 3_600_000).default(5000),
   WALCAST_PG_POOL_MAX: int(1, 1000).default(10),
   WALCAST_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
@@ -55,7 +56,7 @@ export interface Config {
     maxSubscriptions: number;
   };
   gateway: { ringSize: number; catchupPage: number };
-  relay: { heartbeatMs: number };
+  relay: { heartbeatMs: number; slotFailover: boolean };
   pgPoolMax: number;
   shutdownTimeoutMs: number;
   allowUwsFallback: boolean;
@@ -97,7 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxSubscriptions: e.WALCAST_MAX_SUBSCRIPTIONS,
     },
     gateway: { ringSize: e.WALCAST_RING_SIZE, catchupPage: e.WALCAST_CATCHUP_PAGE },
-    relay: { heartbeatMs: e.WALCAST_HEARTBEAT_MS },
+    relay: { heartbeatMs: e.WALCAST_HEARTBEAT_MS, slotFailover: e.WALCAST_SLOT_FAILOVER },
     pgPoolMax: e.WALCAST_PG_POOL_MAX,
     shutdownTimeoutMs: e.WALCAST_SHUTDOWN_TIMEOUT_MS,
     allowUwsFallback: e.WALCAST_ALLOW_UWS_FALLBACK,

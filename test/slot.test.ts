@@ -65,6 +65,12 @@ t.test('slot commands: create, status, check, drop, reset', async (t) => {
   r = await cli(['check', '--warn-bytes', '0', '--crit-bytes', '0'], slot);
   t.equal(r.code, 2, 'over the critical threshold');
 
+  r = await cli(['create', '--failover'], 'failover_slot');
+  t.equal(r.code, 0);
+  t.same(await q(`SELECT failover FROM pg_replication_slots WHERE slot_name = 'failover_slot'`), [{ failover: true }], 'a PostgreSQL 17 failover slot');
+  t.match((await cli(['status'], 'failover_slot')).out, /failover\s+yes/);
+  await cli(['drop'], 'failover_slot');
+
   r = await cli(['reset'], slot);
   t.equal(r.code, 0);
   t.match(r.out, /dropped slot cli_slot[\s\S]*created slot cli_slot/);

@@ -56,7 +56,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   let relay: Relay | null = null;
   if (roles.has('relay') && config.source === 'cdc') {
     relay = new Relay(
-      { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs },
+      { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover },
       pool,
       bus,
       log.child({ role: 'relay' }),

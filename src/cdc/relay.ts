@@ -31,6 +31,8 @@ export interface RelayOptions {
   databaseUrl: string;
   slot: string;
   heartbeatMs: number;
+  /** Create the slot as a PostgreSQL 17+ failover slot. */
+  slotFailover?: boolean;
   /** How often the slot's lag and retained WAL are read into /metrics. */
   statsMs?: number;
   /** Backoff between stream attempts. */
@@ -140,7 +142,7 @@ export class Relay {
     }
     if (!info) {
       // createSlot also writes a resync request into the WAL (see slot.ts).
-      if (await createSlot(this.pool, slot)) this.log.info('created replication slot', { slot });
+      if (await createSlot(this.pool, slot, { failover: this.opts.slotFailover })) this.log.info('created replication slot', { slot });
       info = await readSlot(this.pool, slot);
     }
     this.lastAcked = info?.confirmed_flush_lsn ? parseLsn(info.confirmed_flush_lsn) : 0n;
@@ -157,6 +159,8 @@ export class Relay {
     );
     this.service = service;
     service.on('start', () => {
+      // stop() may have run while we were connecting: it could not reach this stream then.
+      if (this.stopping) return void service.stop().catch(() => {});
       this.setState('streaming');
       this.log.info('streaming', { slot: this.opts.slot, from: formatLsn(this.lastAcked) });
     });
@@ -167,6 +171,7 @@ export class Relay {
     });
     service.on('error', (e: Error) => this.fail(e));
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true });
+    if (this.stopping) return;
     await service.subscribe(plugin, this.opts.slot, '0/00000000');
     if (this.failed) throw this.failed;
   }

@@ -35,9 +35,11 @@ export async function readSlot(pool: Pool, name: string): Promise<SlotInfo | und
  * event and every gateway re-reads its channels from the database. This holds whoever
  * created the slot, the relay or `walcast slot create|reset`.
  */
-export async function createSlot(pool: Pool, name: string): Promise<boolean> {
+export async function createSlot(pool: Pool, name: string, opts: { failover?: boolean } = {}): Promise<boolean> {
   try {
-    await pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+    // PostgreSQL 17+: a failover slot is synchronised to physical standbys (sync_replication_slots).
+    if (opts.failover) await pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)`, [name]);
+    else await pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
   } catch (e) {
     if (pgCode(e) === PG.duplicateObject) return false;
     throw e;
@@ -77,6 +79,8 @@ export interface SlotStatus {
   wal_status: string | null;
   safe_wal_size: number | null;
   inactive_since: string | null;
+  /** PostgreSQL 17+: synchronised to standbys; null before 17. */
+  failover: boolean | null;
   publication: string;
   publication_tables: string[];
 }
@@ -97,6 +101,7 @@ export async function slotStatus(pool: Pool, name: string, publication: string):
               ELSE extract(epoch FROM now() - (to_jsonb(s) ->> 'inactive_since')::timestamptz)
             END::float8 AS lag_seconds,
             s.wal_status, s.safe_wal_size::float8, to_jsonb(s) ->> 'inactive_since' AS inactive_since,
+            (to_jsonb(s) ->> 'failover')::boolean AS failover,
             $2::text AS publication,
             coalesce((SELECT array_agg(schemaname || '.' || tablename ORDER BY tablename)
                         FROM pg_publication_tables WHERE pubname = $2), '{}') AS publication_tables

@@ -36,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
       ttl: { type: 'string' },
       json: { type: 'boolean' },
       force: { type: 'boolean' },
+      failover: { type: 'boolean' },
       since: { type: 'string' },
       token: { type: 'string' },
       url: { type: 'string' },
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         runSlotCommand(url, config, rest, {
           json: !!values.json,
           force: !!values.force,
+          failover: !!values.failover,
           warnBytes: values['warn-bytes'],
           critBytes: values['crit-bytes'],
           warnSeconds: values['warn-seconds'],

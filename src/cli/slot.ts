@@ -7,6 +7,7 @@ import { createSlot, dropSlot, readSlot, slotStatus, type SlotStatus } from '../
 export interface SlotFlags {
   json: boolean;
   force: boolean;
+  failover?: boolean;
   warnBytes?: string;
   critBytes?: string;
   warnSeconds?: string;
@@ -15,7 +16,7 @@ export interface SlotFlags {
 
 const USAGE = `usage: walcast slot <command>
   status [--json]           the slot, its position, retained WAL, lag, publication
-  create                    create it (the relay also does at start)
+  create [--failover]       create it (the relay also does at start); --failover: a PostgreSQL 17+ failover slot
   drop [--force]            drop it; refuses while a relay streams it unless --force
   reset [--force]           drop and recreate (after the slot was lost); gateways re-sync
   check [--warn-bytes N] [--crit-bytes N] [--warn-seconds N] [--crit-seconds N]
@@ -34,7 +35,7 @@ export async function runSlotCommand(databaseUrl: string, config: Config, args: 
         return s.exists ? 0 : 1;
       }
       case 'create': {
-        const created = await createSlot(pool, config.slot);
+        const created = await createSlot(pool, config.slot, { failover: flags.failover || config.relay.slotFailover });
         out(created ? `created slot ${config.slot}` : `slot ${config.slot} already exists`);
         return 0;
       }
@@ -42,7 +43,7 @@ export async function runSlotCommand(databaseUrl: string, config: Config, args: 
         return (await drop(pool, config.slot, flags.force, false)) ? 0 : 1;
       case 'reset': {
         if (!(await drop(pool, config.slot, flags.force, true))) return 1;
-        await createSlot(pool, config.slot);
+        await createSlot(pool, config.slot, { failover: flags.failover || config.relay.slotFailover });
         out(`created slot ${config.slot} at the current WAL position; a resync request is in the WAL, so every gateway will re-read its channels from the database once the relay streams again.`);
         return 0;
       }
@@ -130,6 +131,7 @@ function printStatus(s: SlotStatus): void {
     ['retained WAL', mb(s.retained_wal_bytes)],
     ['lag', `${mb(s.lag_bytes)}, ${s.lag_seconds === null ? '-' : s.lag_seconds.toFixed(1) + ' s'}`],
     ['wal_status', s.wal_status ?? '-'],
+    ['failover', s.failover === null ? '- (PostgreSQL < 17)' : s.failover ? 'yes' : 'no'],
     ['safe_wal_size', s.safe_wal_size === null ? 'unlimited (max_slot_wal_keep_size = -1)' : mb(s.safe_wal_size)],
     ['publication', `${s.publication}: ${s.publication_tables.join(', ') || '(missing: run walcast migrate)'}`],
   ];
