@@ -35,6 +35,26 @@ const schema = z.object({
   WALCAST_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   WALCAST_ALLOW_UWS_FALLBACK: bool.default(false),
   WALCAST_TOKEN_TTL_S: int(0, 10 * 365 * 86400).default(86400),
+  // Benchmarks only (bench/run.ts), never in production: sleep between the INSERT and COMMIT of
+  // chat.postMessage (forces an explicit transaction), and, for WALCAST_SOURCE=direct, between
+  // the COMMIT and the publish. They widen the windows the race and fault scenarios probe.
+  WALCAST_BENCH_COMMIT_DELAY_MS: int(0, 60_000).default(0),
+  WALCAST_BENCH_PUBLISH_DELAY_MS: int(0, 60_000).default(0),
+  // Storm protection and fair use (issue 6); 0 disables a rate.
+  WALCAST_WS_UPGRADE_RATE: int(0, 1_000_000).default(2000),
+  WALCAST_WS_UPGRADE_BURST: int(1, 1_000_000).default(1000),
+  WALCAST_WS_MAX_CONNECTIONS: int(0, 10_000_000).default(0),
+  WALCAST_RETRY_HINT_MAX_MS: int(100, 600_000).default(30_000),
+  WALCAST_GATEWAY_DB_CONCURRENCY: int(1, 1000).default(4),
+  WALCAST_DRAIN_WINDOW_MS: int(0, 600_000).default(5000),
+  WALCAST_DRAIN_RATE: int(1, 1_000_000).default(2000),
+  WALCAST_DRAIN_RETRY_MS: int(0, 600_000).default(1000),
+  WALCAST_FANOUT_BUDGET: int(0, 100_000_000).default(20_000),
+  WALCAST_FANOUT_QUEUE_MAX: int(1, 10_000_000).default(10_000),
+  WALCAST_POST_RATE_USER: z.coerce.number().min(0).max(1_000_000).default(200),
+  WALCAST_POST_BURST_USER: int(1, 10_000_000).default(400),
+  WALCAST_POST_RATE_CHANNEL: z.coerce.number().min(0).max(1_000_000).default(2000),
+  WALCAST_POST_BURST_CHANNEL: int(1, 10_000_000).default(4000),
 });
 
 export interface Config {
@@ -55,8 +75,33 @@ export interface Config {
     wsIdleTimeoutS: number;
     maxSubscriptions: number;
   };
-  gateway: { ringSize: number; catchupPage: number };
+  gateway: {
+    ringSize: number;
+    catchupPage: number;
+    /** New WebSocket upgrades per second (token bucket; 0: unlimited) and the bucket's size. */
+    upgradeRate: number;
+    upgradeBurst: number;
+    /** Open sockets per gateway beyond which upgrades are refused (0: no limit). */
+    maxConnections: number;
+    /** Upper bound of any retry hint the gateway gives. */
+    retryHintMaxMs: number;
+    /** Database reads (catch-up pages, gap fills, membership batches) in flight per gateway. */
+    dbConcurrency: number;
+    /** SIGTERM: sockets are closed at `drainRate` per second, spread over at most `drainWindowMs`. */
+    drainWindowMs: number;
+    drainRate: number;
+    /** Each drain close tells its client to come back after a random delay in [0, drainRetryMs]. */
+    drainRetryMs: number;
+    /** Socket-frames one channel may fan out per event-loop turn before others get theirs (0: no bound). */
+    fanoutBudget: number;
+    /** Live events queued per channel before it stops queueing and later re-reads the rest from the database. */
+    fanoutQueueMax: number;
+  };
+  /** chat.postMessage rate limits per API process: tokens per second (0: off) and bucket size. */
+  postLimits: { userRate: number; userBurst: number; channelRate: number; channelBurst: number };
   relay: { heartbeatMs: number; slotFailover: boolean };
+  /** Benchmarks only: see WALCAST_BENCH_* above. */
+  bench: { commitDelayMs: number; publishDelayMs: number };
   pgPoolMax: number;
   shutdownTimeoutMs: number;
   allowUwsFallback: boolean;
@@ -79,6 +124,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.WALCAST_DRAIN_WINDOW_MS > 0 && e.WALCAST_SHUTDOWN_TIMEOUT_MS > 0 && e.WALCAST_DRAIN_WINDOW_MS >= e.WALCAST_SHUTDOWN_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  WALCAST_DRAIN_WINDOW_MS (${e.WALCAST_DRAIN_WINDOW_MS}) must be shorter than WALCAST_SHUTDOWN_TIMEOUT_MS (${e.WALCAST_SHUTDOWN_TIMEOUT_MS})`,
+    );
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -97,8 +147,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       wsIdleTimeoutS: e.WALCAST_WS_IDLE_TIMEOUT_S,
       maxSubscriptions: e.WALCAST_MAX_SUBSCRIPTIONS,
     },
-    gateway: { ringSize: e.WALCAST_RING_SIZE, catchupPage: e.WALCAST_CATCHUP_PAGE },
+    gateway: {
+      ringSize: e.WALCAST_RING_SIZE,
+      catchupPage: e.WALCAST_CATCHUP_PAGE,
+      upgradeRate: e.WALCAST_WS_UPGRADE_RATE,
+      upgradeBurst: e.WALCAST_WS_UPGRADE_BURST,
+      maxConnections: e.WALCAST_WS_MAX_CONNECTIONS,
+      retryHintMaxMs: e.WALCAST_RETRY_HINT_MAX_MS,
+      dbConcurrency: e.WALCAST_GATEWAY_DB_CONCURRENCY,
+      drainWindowMs: e.WALCAST_DRAIN_WINDOW_MS,
+      drainRate: e.WALCAST_DRAIN_RATE,
+      drainRetryMs: e.WALCAST_DRAIN_RETRY_MS,
+      fanoutBudget: e.WALCAST_FANOUT_BUDGET,
+      fanoutQueueMax: e.WALCAST_FANOUT_QUEUE_MAX,
+    },
+    postLimits: {
+      userRate: e.WALCAST_POST_RATE_USER,
+      userBurst: e.WALCAST_POST_BURST_USER,
+      channelRate: e.WALCAST_POST_RATE_CHANNEL,
+      channelBurst: e.WALCAST_POST_BURST_CHANNEL,
+    },
     relay: { heartbeatMs: e.WALCAST_HEARTBEAT_MS, slotFailover: e.WALCAST_SLOT_FAILOVER },
+    bench: { commitDelayMs: e.WALCAST_BENCH_COMMIT_DELAY_MS, publishDelayMs: e.WALCAST_BENCH_PUBLISH_DELAY_MS },
     pgPoolMax: e.WALCAST_PG_POOL_MAX,
     shutdownTimeoutMs: e.WALCAST_SHUTDOWN_TIMEOUT_MS,
     allowUwsFallback: e.WALCAST_ALLOW_UWS_FALLBACK,

@@ -58,7 +58,7 @@ t.test('start, post, SIGTERM, restart: data kept, seq continues, clean exit', as
   first.child.kill('SIGTERM');
   t.equal(await first.exited, 0, 'graceful stop exits 0');
   await until(() => ws.closed, 'socket closed by the stop');
-  t.equal(ws.closeCode, 1001, 'sockets closed with 1001 going away');
+  t.equal(ws.closeCode, 1012, 'sockets drained with 1012 (service restart) and a retry hint');
 
   const second = await start();
   const api2 = new Api(second.base, second.token);

@@ -6,6 +6,7 @@ import { sendError, sendJson, track } from '../http/respond.js';
 import type { TemplatedApp } from '../http/uws.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { PostRateLimiter, type PostLimits } from './ratelimit.js';
 import { describe } from './schemas.js';
 import { routes, type ApiDeps } from './routes.js';
 
@@ -13,11 +14,14 @@ export interface ApiOptions {
   tokens: Tokens;
   deps: ApiDeps;
   maxBodyBytes: number;
+  /** chat.postMessage rate limits (per user, per channel); absent: none. */
+  postLimits?: PostLimits;
   log: Logger;
   metrics: Metrics;
 }
 
 export function mountApi(app: TemplatedApp, o: ApiOptions): void {
+  const postLimiter = o.postLimits ? new PostRateLimiter(o.postLimits) : null;
   app.any('/v1/:method', (res, req) => {
     const reply = track(res);
     // uWS's request object is valid only until this function returns: read it all now.
@@ -69,6 +73,16 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
     async function run(user: string, input: unknown): Promise<void> {
       const parsed = route!.schema.safeParse(input);
       if (!parsed.success) throw new WalcastError('invalid_arguments', describe(parsed.error));
+      if (postLimiter && name === 'chat.postMessage') {
+        const { waitMs, scope } = postLimiter.check(user, (parsed.data as { channel: string }).channel);
+        if (waitMs > 0) {
+          o.metrics.rateLimited.inc({ scope: scope! });
+          throw new WalcastError('rate_limited', `too many posts ${scope === 'user' ? 'by this user' : 'to this channel'}; retry later`, {
+            retryAfterS: waitMs / 1000,
+            detail: { retry_after_ms: waitMs },
+          });
+        }
+      }
       const result = await route!.handle(user, parsed.data, o.deps);
       sendJson(res, reply, 200, { ok: true, ...result });
       finish(200);

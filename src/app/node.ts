@@ -8,6 +8,8 @@ import { Messages } from '../chat/messages.js';
 import type { Config } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { Relay } from '../cdc/relay.js';
+import { directPublisher } from '../sources/direct.js';
+import { NotifyListener, setNotifyTrigger } from '../sources/notify.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
 import { loadUws, type us_listen_socket } from '../http/uws.js';
@@ -44,7 +46,14 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const pool = createPool(o.databaseUrl, config.pgPoolMax, `walcast-${[...roles].join('+')}`);
   const bus = await createBus(config, log);
   const channels = new Channels(pool);
-  const messages = new Messages(pool, channels);
+  // Comparison sources (benchmarks only): the API publishes itself, after COMMIT (`direct`) or
+  // before it (`direct-in-tx`); with neither, posting stays one autocommit statement.
+  const apiLog = log.child({ role: 'api' });
+  const messages = new Messages(pool, channels, {
+    beforeCommit: roles.has('api') && config.source === 'direct-in-tx' ? directPublisher(bus, apiLog, { throwOnFailure: true }) : undefined,
+    commitDelayMs: config.bench.commitDelayMs,
+  });
+  const afterStore = roles.has('api') && config.source === 'direct' ? directPublisher(bus, apiLog, { delayMs: config.bench.publishDelayMs }) : undefined;
   const tokens = new Tokens(o.secret);
   const uws = loadUws(config.allowUwsFallback);
   const app = uws.App();
@@ -64,20 +73,34 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     );
     checks.relay = () => relay!.isStreaming();
   }
+  // The `notify` comparison source: the relay role LISTENs instead of streaming the slot. Its
+  // trigger exists only while source=notify: any other relay drops it (NOTIFY's commit lock
+  // would tax every write).
+  let listener: NotifyListener | null = null;
+  if (roles.has('relay')) {
+    if (config.source === 'notify') {
+      await setNotifyTrigger(pool, true);
+      listener = new NotifyListener(o.databaseUrl, pool, bus, log.child({ role: 'relay', source: 'notify' }));
+      checks.relay = () => listener!.isListening();
+    } else {
+      await setNotifyTrigger(pool, false).catch((e: unknown) => log.warn('could not drop the notify trigger', { err: e as Error }));
+    }
+  }
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
 
   if (roles.has('api')) {
     mountApi(app, {
       tokens,
-      deps: { channels, messages, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
+      deps: { channels, messages, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc(), afterStore },
       maxBodyBytes: config.limits.maxBodyBytes,
-      log: log.child({ role: 'api' }),
+      postLimits: config.postLimits,
+      log: apiLog,
       metrics,
     });
   }
   let gateway: Gateway | null = null;
   if (roles.has('gateway')) {
-    gateway = new Gateway({ config, bus, tokens, channels, messages, log: log.child({ role: 'gateway' }), metrics });
+    gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics });
     gateway.mount(app);
   }
   mountOps(app, metrics, checks, [...roles].join('+'));
@@ -88,6 +111,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   );
   const port = uws.us_socket_local_port(listenSocket);
   relay?.start();
+  listener?.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -95,6 +119,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       uws.us_listen_socket_close(listenSocket);
       await gateway?.close();
       await relay?.stop();
+      await listener?.stop();
       await bus.close().catch(() => {});
       await pool.end().catch(() => {});
     })());

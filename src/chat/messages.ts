@@ -38,11 +38,27 @@ export interface History {
   has_more: boolean;
 }
 
+export interface MessagesOptions {
+  /**
+   * Comparison source `direct-in-tx` only: runs after the INSERT, inside the transaction,
+   * before COMMIT (a throw rolls the message back).
+   */
+  beforeCommit?: (message: Message) => Promise<void>;
+  /** Benchmarks only (WALCAST_BENCH_COMMIT_DELAY_MS): sleep between the INSERT and COMMIT. */
+  commitDelayMs?: number;
+}
+
 export class Messages {
+  /** Set only by the comparison sources and the benchmarks: the default path stays one autocommit statement. */
+  private readonly explicitTx: boolean;
+
   constructor(
     private readonly pool: Pool,
     private readonly channels: Channels,
-  ) {}
+    private readonly options: MessagesOptions = {},
+  ) {
+    this.explicitTx = Boolean(options.beforeCommit || options.commitDelayMs);
+  }
 
   /** Stores a message; a retry with the same client_msg_id returns the first one. */
   async post(input: PostInput): Promise<{ message: Message; created: boolean }> {
@@ -51,14 +67,9 @@ export class Messages {
       if (existing) return { message: existing, created: false };
     }
     try {
-      const { rows } = await this.pool.query<MessageRow>(POST_SQL, [
-        input.channel,
-        newMessageId(),
-        input.user,
-        input.text,
-        input.clientMsgId,
-      ]);
-      if (rows[0]) return { message: toMessage(rows[0]), created: true };
+      const params = [input.channel, newMessageId(), input.user, input.text, input.clientMsgId];
+      const stored = this.explicitTx ? await this.postInTransaction(params) : (await this.pool.query<MessageRow>(POST_SQL, params)).rows[0];
+      if (stored) return { message: toMessage(stored), created: true };
     } catch (e) {
       // Two retries raced past the lookup: the unique index stopped the second, whose
       // statement (and its seq increment) rolled back. Return the first.
@@ -71,6 +82,31 @@ export class Messages {
     // No row: the channel is missing or the user is not a member. Say which.
     await this.channels.requireMember(input.channel, input.user);
     throw new WalcastError('unavailable', 'message was not stored; retry');
+  }
+
+  /**
+   * The same statement in an explicit transaction, with the comparison hooks between it and
+   * COMMIT. The channel row stays locked meanwhile, so a delay here also delays the channel's
+   * next writers (as any slow transaction would).
+   */
+  private async postInTransaction(params: unknown[]): Promise<MessageRow | undefined> {
+    const client = await this.pool.connect();
+    let ok = false;
+    try {
+      await client.query('BEGIN');
+      const row = (await client.query<MessageRow>(POST_SQL, params)).rows[0];
+      if (row) {
+        await this.options.beforeCommit?.(toMessage(row));
+        if (this.options.commitDelayMs) await new Promise((r) => setTimeout(r, this.options.commitDelayMs));
+      }
+      await client.query('COMMIT');
+      ok = true;
+      return row;
+    } finally {
+      // A connection whose ROLLBACK failed is discarded rather than returned to the pool.
+      const broken = !ok && (await client.query('ROLLBACK').then(() => false, () => true));
+      client.release(broken);
+    }
   }
 
   async get(channel: string, user: string, seq: number): Promise<Message> {

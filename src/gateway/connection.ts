@@ -46,6 +46,11 @@ export class Connection {
     return !this.closed && !!this.ws && this.ws.getBufferedAmount() < this.maxBackpressure / 2;
   }
 
+  /** Bytes that may still be queued before reaching half the backpressure limit. */
+  room(): number {
+    return this.closed || !this.ws ? 0 : Math.max(0, this.maxBackpressure / 2 - this.ws.getBufferedAmount());
+  }
+
   waitDrain(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));

@@ -1,10 +1,13 @@
 // The WebSocket gateway at /v1/ws: authenticates the upgrade, runs subscribe/unsubscribe,
 // feeds each channel's hub from the bus, ends kicked subscriptions, and re-syncs every
 // channel from the database whenever the bus may have lost events.
+import { readFileSync } from 'node:fs';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Channels } from '../chat/channels.js';
 import type { Messages } from '../chat/messages.js';
 import type { Config } from '../config.js';
+import type { Pool } from '../db/pool.js';
+import { TokenBucket } from '../api/ratelimit.js';
 import { WalcastError } from '../errors.js';
 import type { Tokens } from '../auth/tokens.js';
 import { errorBody, statusLine } from '../http/respond.js';
@@ -21,7 +24,10 @@ import {
   unsubscribedFrame,
   type ClientFrame,
 } from './frames.js';
+import { FanoutScheduler } from './fanout.js';
 import { Hub } from './hub.js';
+import { Semaphore } from './limiter.js';
+import { MembershipBatcher } from './membership.js';
 import { Subscription } from './subscription.js';
 
 export interface GatewayDeps {
@@ -32,7 +38,12 @@ export interface GatewayDeps {
   messages: Messages;
   log: Logger;
   metrics: Metrics;
+  /** When given, membership checks at subscribe are batched per channel (one query for many users). */
+  pool?: Pool;
 }
+
+/** Close code of a graceful drain (1012, service restart); the reason carries `retry_after_ms=<n>`. */
+export const DRAIN_CLOSE_CODE = 1012;
 
 export class Gateway {
   private readonly hubs = new Map<string, Hub>();
@@ -46,8 +57,21 @@ export class Gateway {
   private app: TemplatedApp | null = null;
   private busDown = false;
   private closing = false;
+  /** Every database read this gateway makes goes through here: bounded concurrency. */
+  readonly db: Semaphore;
+  private readonly membership: MembershipBatcher | null;
+  private readonly upgrades: TokenBucket;
+  readonly fanout: FanoutScheduler;
+  /** WALCAST_WS_MAX_CONNECTIONS, or (when 0) the process's open-files limit minus headroom. */
+  readonly maxConnections: number;
 
   constructor(private readonly d: GatewayDeps) {
+    const g = d.config.gateway;
+    this.db = new Semaphore(g.dbConcurrency, d.metrics);
+    this.membership = d.pool ? new MembershipBatcher(d.pool, this.db, d.metrics) : null;
+    this.upgrades = new TokenBucket(g.upgradeRate, g.upgradeBurst);
+    this.fanout = new FanoutScheduler(g.fanoutBudget, g.fanoutQueueMax, d.metrics);
+    this.maxConnections = g.maxConnections > 0 ? g.maxConnections : Math.max(0, openFilesLimit() - FD_HEADROOM);
     d.bus.onEvent((e) => this.onBusEvent(e));
     d.bus.onState((up) => this.onBusState(up));
   }
@@ -73,10 +97,31 @@ export class Gateway {
         const extensions = req.getHeader('sec-websocket-extensions');
         let aborted = false;
         res.onAborted(() => (aborted = true));
+        const refuse = (e: WalcastError, reason: string, retryAfterMs?: number) => {
+          this.d.metrics.wsRefused.inc({ reason });
+          if (retryAfterMs === undefined) {
+            res.cork(() => {
+              res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json').end(JSON.stringify(errorBody(e)));
+            });
+            return;
+          }
+          // A retry hint: 503 with Retry-After (seconds, rounded up) and the precise retry_after_ms in the body.
+          const body = JSON.stringify({ ...errorBody(e), retry_after_ms: retryAfterMs });
+          res.cork(() => {
+            res
+              .writeStatus(statusLine(503))
+              .writeHeader('content-type', 'application/json')
+              .writeHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))))
+              .end(body);
+          });
+        };
+        // Admission before anything costs: a refused upgrade is a few bytes and no token check.
+        const admit = this.admit();
+        if (admit) return refuse(admit.error, admit.reason, admit.retryAfterMs);
         void this.d.tokens.verify(token).then(
           (user) => {
             if (aborted) return;
-            if (this.closing) return refuse(new WalcastError('unavailable', 'gateway is shutting down'), 'closing');
+            if (this.closing) return refuse(new WalcastError('unavailable', 'gateway is shutting down'), 'closing', this.drainHint());
             const conn = new Connection(this.nextId++, user, limits.wsMaxBackpressure, () => this.d.metrics.wsSlowClosed.inc());
             res.cork(() => res.upgrade<SocketData>({ conn }, key, protocol, extensions, context));
           },
@@ -85,12 +130,6 @@ export class Gateway {
             refuse(e instanceof WalcastError ? e : new WalcastError('invalid_auth'), 'auth');
           },
         );
-        const refuse = (e: WalcastError, reason: string) => {
-          this.d.metrics.wsRefused.inc({ reason });
-          res.cork(() => {
-            res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json').end(JSON.stringify(errorBody(e)));
-          });
-        };
       },
       open: (ws) => {
         const conn = ws.getUserData().conn;
@@ -118,11 +157,59 @@ export class Gateway {
     });
   }
 
-  /** Close every socket (1001, going away); clients resume elsewhere with their last seq. */
+  /**
+   * Whether a new upgrade may proceed: refused while draining, beyond WALCAST_WS_MAX_CONNECTIONS,
+   * or when the upgrade token bucket is empty (each refusal books a later slot as its hint, so
+   * refused clients come back spread out at the bucket's rate).
+   */
+  private admit(): { error: WalcastError; reason: string; retryAfterMs: number } | null {
+    const g = this.d.config.gateway;
+    if (this.closing) return { error: new WalcastError('unavailable', 'gateway is shutting down'), reason: 'closing', retryAfterMs: this.drainHint() };
+    if (this.maxConnections > 0 && this.conns.size >= this.maxConnections) {
+      const hint = Math.min(g.retryHintMaxMs, 1000 + Math.floor(Math.random() * 4000));
+      return { error: new WalcastError('unavailable', 'gateway is full'), reason: 'full', retryAfterMs: hint };
+    }
+    if (!this.upgrades.take()) {
+      return { error: new WalcastError('rate_limited', 'too many new connections; retry later'), reason: 'rate_limited', retryAfterMs: this.upgrades.reserve(g.retryHintMaxMs) };
+    }
+    return null;
+  }
+
+  /** A random delay in [0, WALCAST_DRAIN_RETRY_MS]: clients of a draining gateway come back spread out. */
+  private drainHint(): number {
+    return Math.floor(Math.random() * (this.d.config.gateway.drainRetryMs + 1));
+  }
+
+  /**
+   * Graceful stop: refuse new upgrades, then close sockets gradually, WALCAST_DRAIN_RATE per
+   * second but within WALCAST_DRAIN_WINDOW_MS, each with 1012 and a reason carrying a retry
+   * hint; clients resume elsewhere with their last seq. Resolves once every socket is closed.
+   */
   async close(): Promise<void> {
     this.closing = true;
-    for (const conn of [...this.conns]) conn.end(1001, 'going_away');
-    for (const hub of this.hubs.values()) hub.close();
+    const g = this.d.config.gateway;
+    const conns = [...this.conns];
+    // Shuffle so that no group of clients (e.g. the oldest) always goes first.
+    for (let i = conns.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [conns[i], conns[j]] = [conns[j]!, conns[i]!];
+    }
+    const TICK_MS = 20;
+    const duration = Math.min(g.drainWindowMs, (conns.length * 1000) / g.drainRate);
+    const ticks = Math.max(1, Math.floor(duration / TICK_MS));
+    const perTick = Math.ceil(conns.length / ticks);
+    for (let i = 0; i < conns.length; i += perTick) {
+      if (i > 0) await new Promise((r) => setTimeout(r, TICK_MS));
+      for (const conn of conns.slice(i, i + perTick)) {
+        if (conn.closed) continue;
+        this.d.metrics.wsDrained.inc();
+        conn.end(DRAIN_CLOSE_CODE, `draining retry_after_ms=${this.drainHint()}`);
+      }
+    }
+    for (const hub of this.hubs.values()) {
+      hub.close();
+      this.fanout.forget(hub);
+    }
     this.hubs.clear();
   }
 
@@ -166,7 +253,9 @@ export class Gateway {
     let hub: Hub;
     let lastSeq: number;
     try {
-      const { channel: ch, member } = await this.d.channels.membership(channel, conn.user);
+      const { channel: ch, member } = await (this.membership
+        ? this.membership.check(channel, conn.user)
+        : this.db.run(() => this.d.channels.membership(channel, conn.user)));
       if (sub.ended) return;
       if (!member) throw new WalcastError('not_in_channel');
       hub = await this.hub(channel);
@@ -208,16 +297,17 @@ export class Gateway {
       let hub = this.hubs.get(channel);
       if (!hub) {
         const created = new Hub(channel, {
-          range: (c, after, limit, upTo) => this.d.messages.range(c, after, limit, upTo),
+          range: (c, after, limit, upTo) => this.db.run(() => this.d.messages.range(c, after, limit, upTo)),
           publish: (topic, frame) => this.app?.publish(topic, frame),
           ringSize: this.d.config.gateway.ringSize,
           pageSize: this.d.config.gateway.catchupPage,
+          fanoutBudget: this.d.config.gateway.fanoutBudget,
           log: this.d.log,
           metrics: this.d.metrics,
         });
         created.ready = (async () => {
           await this.d.bus.subscribe(channel);
-          created.init(await this.d.channels.lastSeq(channel));
+          created.init(await this.db.run(() => this.d.channels.lastSeq(channel)));
         })();
         this.hubs.set(channel, created);
         this.d.metrics.hubs.set(this.hubs.size);
@@ -243,6 +333,7 @@ export class Gateway {
 
   private drop(hub: Hub): void {
     hub.close();
+    this.fanout.forget(hub);
     this.hubs.delete(hub.channel);
     this.d.metrics.hubs.set(this.hubs.size);
     void this.d.bus.unsubscribe(hub.channel).catch(() => {});
@@ -251,9 +342,11 @@ export class Gateway {
   private onBusEvent(e: BusEvent): void {
     try {
       switch (e.kind) {
-        case 'message':
-          this.hubs.get(e.channel)?.onMessage(e.message, e.committedAt);
+        case 'message': {
+          const hub = this.hubs.get(e.channel);
+          if (hub) this.fanout.push(hub, e.message, e.committedAt);
           return;
+        }
         case 'kick':
           this.kick(e.channel, e.user);
           return;
@@ -290,6 +383,22 @@ export class Gateway {
       this.endSubscription(sub);
       sub.conn.send(unsubscribedFrame(channel, 'kicked'));
     }
+  }
+}
+
+/**
+ * File descriptors kept free for the database pool, Redis and sockets being refused. Without a
+ * cap, a gateway at its open-files limit makes uSockets spin on a failing accept() at 100% CPU.
+ */
+const FD_HEADROOM = 512;
+
+/** The soft RLIMIT_NOFILE on Linux (0 when unknown). */
+function openFilesLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -7,7 +7,7 @@ import type { Message } from '../chat/model.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { messageFrame } from './frames.js';
-import { Ring } from './ring.js';
+import { Ring, type Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
 
 export interface HubDeps {
@@ -17,6 +17,8 @@ export interface HubDeps {
   publish(topic: string, frame: string): void;
   ringSize: number;
   pageSize: number;
+  /** Socket-frames to fan out before yielding the event loop while applying a page from the database (0: no limit). */
+  fanoutBudget?: number;
   log: Logger;
   metrics: Metrics;
 }
@@ -38,6 +40,11 @@ export class Hub {
   private wantResync = false;
   private readonly ahead = new Set<Subscription>();
   private liveCount = 0;
+  /**
+   * Catch-up pages being read, by their start (`after`): a subscription whose cursor falls inside
+   * one joins it instead of querying, so N clients resuming the channel cost about one read.
+   */
+  private readonly pages = new Map<number, { after: number; upTo: number; rows: Promise<Entry[]> }>();
 
   constructor(
     readonly channel: string,
@@ -89,6 +96,8 @@ export class Hub {
     this.subs.add(sub);
     sub.state = 'catchup';
     let failures = 0;
+    // Rows read but not sent yet: a page is sent in slices that fit the socket's room.
+    let page: Entry[] = [];
     while (!sub.ended) {
       if (sub.cursor === this.last) return this.goLive(sub);
       if (sub.cursor > this.last) {
@@ -96,19 +105,23 @@ export class Hub {
         this.ahead.add(sub);
         return;
       }
-      const fromRing = this.ring.lastSeq() === this.last ? this.ring.after(sub.cursor) : undefined;
-      if (fromRing) {
-        this.deliver(sub, fromRing.map((e) => e.frame), this.last);
-        continue;
-      }
+      // Never push more than the socket can hold: a large backlog (big messages, or a small
+      // WALCAST_WS_MAX_BACKPRESSURE) would otherwise close a resuming client as a slow consumer.
       if (!sub.conn.hasRoom()) {
         await sub.conn.waitDrain();
         continue;
       }
-      let rows: Message[];
+      while (page.length > 0 && page[0]!.seq <= sub.cursor) page.shift();
+      const source =
+        page.length > 0 && page[0]!.seq === sub.cursor + 1 ? page : this.ring.lastSeq() === this.last ? this.ring.after(sub.cursor) : undefined;
+      if (source && source.length > 0) {
+        const slice = fit(source, sub.conn.room());
+        this.deliver(sub, slice.map((e) => e.frame), slice[slice.length - 1]!.seq);
+        continue;
+      }
+      let rows: Entry[];
       try {
-        this.deps.metrics.catchupReads.inc();
-        rows = await this.deps.range(this.channel, sub.cursor, this.deps.pageSize, this.last);
+        rows = await this.page(sub.cursor);
         failures = 0;
       } catch (e) {
         if (++failures >= MAX_CATCHUP_FAILURES) throw e;
@@ -117,20 +130,66 @@ export class Hub {
         continue;
       }
       if (sub.ended) return;
-      const frames: string[] = [];
+      // A shared page may start before this cursor; keep only the contiguous run after it.
+      page = [];
       let cursor = sub.cursor;
       for (const r of rows) {
+        if (r.seq <= cursor) continue;
         if (r.seq !== cursor + 1) break;
-        frames.push(messageFrame(r));
+        page.push(r);
         cursor = r.seq;
       }
-      if (frames.length === 0) {
+      if (page.length === 0) {
         // Rows below `last` are committed, so this should not happen; back off rather than spin.
         await sleep(RETRY_MS);
-        continue;
       }
-      this.deliver(sub, frames, cursor);
     }
+  }
+
+  /**
+   * The page of committed rows after `after` (up to the hub's `last`), serialised once: joins a
+   * read in flight that covers `after + 1`, or starts one. A page that ends where the ring begins
+   * (or at `last`, when the ring is empty) is put into the ring, so later resumers of the same
+   * stretch need no read at all.
+   */
+  private page(after: number): Promise<Entry[]> {
+    let best: { after: number; upTo: number; rows: Promise<Entry[]> } | undefined;
+    for (const p of this.pages.values()) {
+      if (p.after <= after && after + 1 <= Math.min(p.upTo, p.after + this.deps.pageSize) && (!best || p.after > best.after)) best = p;
+    }
+    if (best) {
+      this.deps.metrics.catchupCoalesced.inc();
+      return best.rows;
+    }
+    const upTo = this.last;
+    this.deps.metrics.catchupReads.inc();
+    const rows = this.deps.range(this.channel, after, this.deps.pageSize, upTo).then((rs) => {
+      const entries: Entry[] = [];
+      let expect = after + 1;
+      for (const r of rs) {
+        if (r.seq !== expect) break;
+        entries.push({ seq: r.seq, frame: messageFrame(r) });
+        expect++;
+      }
+      if (!this.closed && entries.length > 0) {
+        const end = entries[entries.length - 1]!.seq;
+        const first = this.ring.firstSeq();
+        if (first === undefined ? end === this.last : end === first - 1) this.ring.prepend(entries);
+      }
+      return entries;
+    });
+    const entry = { after, upTo, rows };
+    this.pages.set(after, entry);
+    const done = () => {
+      if (this.pages.get(after) === entry) this.pages.delete(after);
+    };
+    rows.then(done, done);
+    return rows;
+  }
+
+  /** Subscriptions receiving the live topic. */
+  get liveSubscribers(): number {
+    return this.liveCount;
   }
 
   remove(sub: Subscription): void {
@@ -210,7 +269,20 @@ export class Hub {
           await sleep(RETRY_MS);
           continue;
         }
-        for (const r of rows) if (r.seq === this.last + 1) this.apply(r);
+        // Apply the page in budget-sized slices, yielding between them: a gap fill on a channel
+        // with a huge audience must not hold the event loop (and every other channel) for long.
+        const budget = this.deps.fanoutBudget ?? 0;
+        let spent = 0;
+        for (const r of rows) {
+          if (this.closed) break;
+          if (r.seq !== this.last + 1) continue;
+          this.apply(r);
+          spent += Math.max(1, this.liveCount);
+          if (budget > 0 && spent >= budget) {
+            spent = 0;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+        }
         this.drainPending();
         if (resyncing && rows.length === this.deps.pageSize) this.wantResync = true;
         else if (!resyncing && rows.length === 0 && this.pending.size > 0) await sleep(RETRY_MS / 5);
@@ -222,3 +294,11 @@ export class Hub {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The leading entries whose frames fit in `bytes` (at least one, so progress is always made). */
+function fit(entries: readonly Entry[], bytes: number): Entry[] {
+  let used = 0;
+  let n = 0;
+  while (n < entries.length && (n === 0 || used + entries[n]!.frame.length <= bytes)) used += entries[n++]!.frame.length;
+  return entries.slice(0, n);
+}

@@ -28,6 +28,22 @@ export class Ring {
     }
   }
 
+  /**
+   * Adds older entries in front: `entries` (contiguous, ascending) must end right before the
+   * first entry held (any run when empty). Only free room is used; newer entries are never evicted.
+   */
+  prepend(entries: readonly Entry[]): void {
+    if (this.capacity === 0 || entries.length === 0) return;
+    const first = this.firstSeq();
+    if (first !== undefined && entries[entries.length - 1]!.seq !== first - 1) return;
+    const room = this.capacity - this.size;
+    for (let i = entries.length - 1; i >= 0 && i >= entries.length - room; i--) {
+      this.start = (this.start - 1 + this.capacity) % this.capacity;
+      this.buf[this.start] = entries[i];
+      this.size++;
+    }
+  }
+
   firstSeq(): number | undefined {
     return this.size ? this.buf[this.start]!.seq : undefined;
   }
