@@ -3,35 +3,14 @@
 // spread over many channels, same concurrency, same `walcast start` process.
 //
 //   node --import=tsx bench/hot-channel-ingest.ts [seconds=10] [connections=32] [channels=16]
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { freePort } from '../src/db/embedded.js';
+import { startStandalone } from './lib/standalone.js';
 import { machine, table } from './report.js';
 
 const [seconds = 10, connections = 32, spread = 16] = process.argv.slice(2).map(Number);
-const BIN = fileURLToPath(new URL('../bin/walcast.js', import.meta.url));
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const server = spawn(process.execPath, [BIN, 'start'], {
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: dataDir, WALCAST_LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let out = '';
-server.stdout!.on('data', (d) => (out += d));
-process.on('exit', () => server.kill('SIGKILL'));
+const { base, token, stop } = await startStandalone({ WALCAST_POST_RATE_USER: '0', WALCAST_POST_RATE_CHANNEL: '0' });
 
 try {
-  for (let i = 0; ; i++) {
-    if ((await fetch(`${base}/readyz`).then((r) => r.status).catch(() => 0)) === 200 && /demo token/.test(out)) break;
-    if (i > 600) throw new Error('walcast did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const token = /demo token \(user "demo"\): (\S+)/.exec(out)![1]!;
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const create = async (name: string) =>
     ((await (await fetch(`${base}/v1/conversations.create`, { method: 'POST', headers, body: JSON.stringify({ name }) })).json()) as any).channel.id as string;
@@ -58,6 +37,5 @@ try {
   console.log(machine());
   console.log(table(['workload', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'], rows));
 } finally {
-  server.kill('SIGTERM');
-  server.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  stop();
 }

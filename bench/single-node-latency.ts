@@ -4,39 +4,14 @@
 // server's own commit -> socket-write histogram (WAL commit timestamp to uWS publish).
 //
 //   node --import=tsx bench/single-node-latency.ts [rate=200] [seconds=10] [subscribers=4]
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { freePort } from '../src/db/embedded.js';
+import { startStandalone } from './lib/standalone.js';
 import { machine, percentiles, table } from './report.js';
 
 const [rate = 200, seconds = 10, subscribers = 4] = process.argv.slice(2).map(Number);
-const BIN = fileURLToPath(new URL('../bin/walcast.js', import.meta.url));
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const server = spawn(process.execPath, [BIN, 'start'], {
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: dataDir, WALCAST_LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let out = '';
-server.stdout!.on('data', (d) => (out += d));
-const cleanup = () => {
-  server.kill('SIGTERM');
-  server.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-};
-process.on('exit', () => server.kill('SIGKILL'));
+const { base, token, stop } = await startStandalone();
 
 try {
-  for (let i = 0; ; i++) {
-    if ((await fetch(`${base}/readyz`).then((r) => r.status).catch(() => 0)) === 200 && /demo token/.test(out)) break;
-    if (i > 600) throw new Error('walcast did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const token = /demo token \(user "demo"\): (\S+)/.exec(out)![1]!;
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const post = (m: string, b: unknown) => fetch(`${base}/v1/${m}`, { method: 'POST', headers, body: JSON.stringify(b) }).then((r) => r.json() as Promise<any>);
   const channel = (await post('conversations.create', { name: 'bench' })).channel.id as string;
@@ -102,7 +77,7 @@ try {
   console.log(`frames delivered ${frames}/${total * subscribers}; frame arrived before the POST response for ${frameBeforeResponse}/${total} messages`);
   for (const ws of sockets) ws.close();
 } finally {
-  cleanup();
+  stop();
 }
 
 function histogramPercentiles(text: string, name: string): { p50: string; p99: string } {

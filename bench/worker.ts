@@ -1,0 +1,333 @@
+// A load-generator process (forked by bench/run.ts; several run side by side so the clients
+// are not one core's worth). It holds WebSocket subscribers (walcast protocol, or Socket.IO's
+// engine.io protocol spoken over the same `ws` library so both systems' clients cost the same)
+// and/or posts at a fixed open-loop rate. Timestamps are CLOCK_MONOTONIC (process.hrtime),
+// which is the same clock in every process of the machine: the poster puts its send time in
+// the message text, the receiver subtracts it from its own receive time.
+import http from 'node:http';
+import WebSocket from 'ws';
+import { Hist } from './lib/hist.js';
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export type WorkerCommand =
+  | { op: 'connect'; mode: 'walcast' | 'socketio'; token?: string; subs: { url: string; channels: string[] }[]; localAddress?: string; track?: boolean; getMessage?: { apiUrl: string; token: string } }
+  | { op: 'reset' }
+  | { op: 'stats'; truth?: Record<string, Record<number, string>> }
+  | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string }
+  | { op: 'recheck' }
+  | { op: 'autocannon'; url: string; token: string; channels: string[]; connections: number; seconds: number }
+  | { op: 'close' };
+
+interface Sub {
+  ws: WebSocket;
+  channels: string[];
+  /** track: channel -> seqs in arrival order, and the message id first seen per seq. */
+  seqs: Map<string, number[]>;
+  ids: Map<string, Map<number, string>>;
+  closed: boolean;
+}
+
+const subs: Sub[] = [];
+let hist = new Hist();
+let deliveries = 0;
+let cpu0 = process.cpuUsage();
+let t0 = performance.now();
+let disconnects = 0;
+let track = false;
+let getMessage: { apiUrl: string; token: string } | undefined;
+const ghosts: { channel: string; seq: number; at: number }[] = [];
+let getChecks = 0;
+let getErrors = 0;
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+function request(url: string, method: 'GET' | 'POST', token: string | undefined, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+    req.end(body);
+  });
+}
+
+/** The message text carries "@<send time ms>@<index>"; find it without parsing the whole frame. */
+function sentAt(frame: string): number {
+  const i = frame.indexOf('"text":"@');
+  if (i < 0) return NaN;
+  const j = frame.indexOf('@', i + 9);
+  return Number(frame.slice(i + 9, j));
+}
+
+function onMessageFrame(sub: Sub, raw: string, t: number): void {
+  const sent = sentAt(raw);
+  if (!Number.isNaN(sent)) hist.add(t - sent);
+  deliveries++;
+  if (!track && !getMessage) return;
+  const m = extractMessage(raw);
+  if (!m) return;
+  if (track) {
+    let list = sub.seqs.get(m.channel);
+    if (!list) sub.seqs.set(m.channel, (list = []));
+    list.push(m.seq);
+    let ids = sub.ids.get(m.channel);
+    if (!ids) sub.ids.set(m.channel, (ids = new Map()));
+    if (!ids.has(m.seq)) ids.set(m.seq, m.id);
+  }
+  if (getMessage) {
+    getChecks++;
+    void request(`${getMessage.apiUrl}/v1/chat.getMessage?channel=${m.channel}&seq=${m.seq}`, 'GET', getMessage.token).then(
+      (r) => {
+        if (r.status === 404) ghosts.push({ channel: m.channel, seq: m.seq, at: t });
+        else if (r.status !== 200) getErrors++;
+      },
+      () => getErrors++,
+    );
+  }
+}
+
+function extractMessage(raw: string): { channel: string; seq: number; id: string } | null {
+  try {
+    if (raw.startsWith('42')) {
+      const [, m] = JSON.parse(raw.slice(2)) as [string, any];
+      return { channel: m.channel, seq: m.seq, id: m.id };
+    }
+    const f = JSON.parse(raw);
+    return { channel: f.channel, seq: f.seq, id: f.message.id };
+  } catch {
+    return null;
+  }
+}
+
+function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | undefined, channels: string[], localAddress?: string): Promise<Sub> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(mode === 'walcast' ? `${url}?token=${encodeURIComponent(token!)}` : url, { localAddress, perMessageDeflate: false });
+    const sub: Sub = { ws, channels, seqs: new Map(), ids: new Map(), closed: false };
+    const pending = new Set(channels);
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error('subscribe timeout')), 30_000);
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.terminate();
+      reject(e);
+    };
+    const ok = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(sub);
+    };
+    ws.on('error', (e) => fail(e));
+    ws.on('close', () => {
+      if (settled && !sub.closed) disconnects++;
+      sub.closed = true;
+      fail(new Error('closed'));
+    });
+    if (mode === 'walcast') {
+      ws.on('open', () => {
+        for (const c of channels) ws.send(JSON.stringify({ type: 'subscribe', channel: c, since: track ? 0 : undefined }));
+      });
+      ws.on('message', (d) => {
+        const t = now();
+        const raw = String(d);
+        if (raw.startsWith('{"type":"message"')) return onMessageFrame(sub, raw, t);
+        const f = JSON.parse(raw);
+        if (f.type === 'subscribed') {
+          pending.delete(f.channel);
+          if (pending.size === 0) ok();
+        } else if (f.type === 'error') fail(new Error(`error frame ${raw}`));
+      });
+    } else {
+      ws.on('message', (d) => {
+        const t = now();
+        const raw = String(d);
+        if (raw.startsWith('42["message"')) return onMessageFrame(sub, raw, t);
+        if (raw === '2') return ws.send('3'); // engine.io ping
+        if (raw.startsWith('0')) return ws.send('40'); // engine.io open: connect the main namespace
+        if (raw.startsWith('40')) {
+          for (const c of channels) ws.send(`42${JSON.stringify(['subscribe', c])}`);
+          return;
+        }
+        if (raw.startsWith('42["subscribed"')) {
+          pending.delete(JSON.parse(raw.slice(2))[1]);
+          if (pending.size === 0) ok();
+        }
+      });
+    }
+  });
+}
+
+async function connect(c: Extract<WorkerCommand, { op: 'connect' }>): Promise<{ connected: number; failed: number; ms: number }> {
+  track = Boolean(c.track);
+  getMessage = c.getMessage;
+  const start = performance.now();
+  let failed = 0;
+  let next = 0;
+  const one = async () => {
+    while (next < c.subs.length) {
+      const i = next++;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          subs.push(await connectOne(c.mode, c.subs[i]!.url, c.token, c.subs[i]!.channels, c.localAddress));
+          break;
+        } catch {
+          if (attempt >= 5) {
+            failed++;
+            break;
+          }
+          await sleep(100 * 2 ** attempt);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(100, c.subs.length) }, one));
+  return { connected: subs.length, failed, ms: Math.round(performance.now() - start) };
+}
+
+async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
+  const resp = new Hist();
+  const total = Math.max(1, Math.round(c.rate * c.seconds));
+  let ok = 0;
+  let errors = 0;
+  let attempts = 0;
+  let maxBehind = 0;
+  const posted: Record<string, number> = {};
+  const inflight = new Set<Promise<void>>();
+  const start = now();
+  const send = async (i: number) => {
+    const channel = c.channels[i % c.channels.length]!;
+    const t = now();
+    const body = JSON.stringify({ channel, text: `@${t.toFixed(3)}@${i}`, ...(c.idPrefix ? { client_msg_id: `${c.idPrefix}-${i}` } : {}) });
+    for (;;) {
+      attempts++;
+      try {
+        const r = await request(c.url, 'POST', c.token, body);
+        if (r.status === 200) {
+          ok++;
+          resp.add(now() - t);
+          posted[channel] = (posted[channel] ?? 0) + 1;
+          return;
+        }
+        if (!c.retry) throw new Error(`status ${r.status}`);
+      } catch {
+        if (!c.retry) {
+          errors++;
+          return;
+        }
+      }
+      errors++;
+      await sleep(100);
+    }
+  };
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / c.rate;
+    const wait = due - now();
+    if (wait > 1) await sleep(wait);
+    maxBehind = Math.max(maxBehind, now() - due);
+    const p = send(i).finally(() => inflight.delete(p));
+    inflight.add(p);
+  }
+  await Promise.all(inflight);
+  return { sent: total, ok, errors, attempts, resp: resp.data(), maxBehindMs: Math.round(maxBehind), seconds: (now() - start) / 1000, posted };
+}
+
+function stats(truth?: Record<string, Record<number, string>>) {
+  const cpu = process.cpuUsage(cpu0);
+  const perSub = track
+    ? subs.map((s) => {
+        const out: Record<string, { received: number; distinct: number; outOfOrder: number; wrong: number; seqs: number[] }> = {};
+        for (const ch of s.channels) {
+          const list = s.seqs.get(ch) ?? [];
+          let outOfOrder = 0;
+          for (let k = 1; k < list.length; k++) if (list[k]! <= list[k - 1]!) outOfOrder++;
+          let wrong = 0;
+          const t = truth?.[ch];
+          if (t) for (const [seq, id] of s.ids.get(ch) ?? []) if (t[seq] !== undefined && t[seq] !== id) wrong++;
+          out[ch] = { received: list.length, distinct: new Set(list).size, outOfOrder, wrong, seqs: [...new Set(list)].sort((a, b) => a - b) };
+        }
+        return out;
+      })
+    : [];
+  return {
+    hist: hist.data(),
+    deliveries,
+    open: subs.filter((s) => !s.closed).length,
+    disconnects,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - t0,
+    perSub,
+    ghosts,
+    getChecks,
+    getErrors,
+  };
+}
+
+process.on('message', async (c: WorkerCommand & { id: number }) => {
+  const reply = (r: unknown) => process.send!({ id: c.id, result: r });
+  try {
+    switch (c.op) {
+      case 'connect':
+        return reply(await connect(c));
+      case 'reset':
+        hist = new Hist();
+        deliveries = 0;
+        ghosts.length = 0;
+        getChecks = 0;
+        getErrors = 0;
+        for (const s of subs) (s.seqs.clear(), s.ids.clear());
+        cpu0 = process.cpuUsage();
+        t0 = performance.now();
+        return reply({});
+      case 'stats':
+        return reply(stats(c.truth));
+      case 'post':
+        return reply(await post(c));
+      case 'recheck': {
+        // Ghosts fetched again later: did the row commit after all, or never?
+        let committedLater = 0;
+        for (const g of ghosts) {
+          const r = await request(`${getMessage!.apiUrl}/v1/chat.getMessage?channel=${g.channel}&seq=${g.seq}`, 'GET', getMessage!.token).catch(() => ({ status: 0 }));
+          if (r.status === 200) committedLater++;
+        }
+        return reply({ ghosts: ghosts.length, committedLater });
+      }
+      case 'autocannon': {
+        const { default: autocannon } = await import('autocannon');
+        let n = 0;
+        const r = await autocannon({
+          url: c.url,
+          method: 'POST',
+          headers: { authorization: `Bearer ${c.token}`, 'content-type': 'application/json' },
+          connections: c.connections,
+          duration: c.seconds,
+          requests: [{ setupRequest: (req: any) => ({ ...req, body: JSON.stringify({ channel: c.channels[n++ % c.channels.length], text: 'x'.repeat(100) }) }) }],
+        });
+        const cpu = process.cpuUsage(cpu0);
+        return reply({
+          rps: r.requests.average,
+          total: r.requests.total,
+          latency: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, mean: r.latency.average },
+          non2xx: r.non2xx,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          wallMs: performance.now() - t0,
+        });
+      }
+      case 'close':
+        for (const s of subs) (s.closed = true), s.ws.terminate();
+        reply({});
+        return setTimeout(() => process.exit(0), 50);
+    }
+  } catch (e) {
+    process.send!({ id: c.id, error: String((e as Error)?.stack ?? e) });
+  }
+});
+process.send!({ ready: true });

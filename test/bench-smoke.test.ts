@@ -1,0 +1,67 @@
+// Smoke of the benchmark suite (issue 5): every scenario once, `--quick` (seconds, tiny load),
+// against the real stack (embedded PostgreSQL, redis-server, separate role processes). Checks
+// that the report, the SVG and the raw JSON are written and that their fields are sane; the
+// numbers themselves mean nothing at this load. Quick runs use the cdc source only (one stack
+// per scenario keeps this under a minute), plus the race for direct-in-tx, which must ghost.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import t from 'tap';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const out = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-smoke-'));
+t.teardown(() => rmSync(out, { recursive: true, force: true }));
+
+const bench = (args: string[]) =>
+  promisify(execFile)(process.execPath, ['--import=tsx', 'bench/run.ts', '--quick', '--out', out, ...args], { cwd: ROOT, timeout: 150_000, maxBuffer: 1 << 24 });
+
+t.test('every scenario, quick, cdc', async (t) => {
+  await bench(['--sources', 'cdc', '--tag', 'all']);
+  const files = readdirSync(out);
+  t.ok(files.includes('all-report.md'), 'report written');
+  t.ok(files.includes('all-latency.svg'), 'latency chart written');
+  const raw = JSON.parse(readFileSync(path.join(out, 'all-raw.json'), 'utf8'));
+  t.equal(raw.quick, true);
+  t.ok(raw.machine.cpus >= 1 && raw.versions.postgres, 'machine and versions');
+
+  const [lat] = raw.latency;
+  t.equal(lat.source, 'cdc');
+  t.ok(lat.posted > 0 && lat.delivered === lat.expected, `latency: every frame delivered (${lat.delivered}/${lat.expected})`);
+  t.ok(lat.e2e.n === lat.delivered && lat.e2e.min > 0 && lat.e2e.max < 5000, 'latency: sane end-to-end histogram');
+  t.ok(lat.cpu.api >= 0 && lat.cpu.postgres >= 0 && 'clients' in lat.cpu, 'latency: server and client CPU');
+
+  const [race] = raw.race;
+  t.ok(race.getChecks > 0, 'race: getMessage on every frame');
+  t.equal(race.ghosts, 0, 'race: cdc has no ghost');
+
+  t.equal(raw.faults.length, 3, 'faults: broker, relay, api');
+  for (const f of raw.faults) {
+    t.ok(f.stored > 0 && f.expected > 0, `faults ${f.fault}: messages stored`);
+    t.equal(f.lost + f.wrong, 0, `faults ${f.fault}: cdc loses nothing`);
+  }
+
+  t.equal(raw.ingest.length, 2, 'ingest: spread and one hot channel');
+  for (const i of raw.ingest) t.ok(i.rps > 0 && i.latency.p99 > 0 && i.cpu.api > 0, `ingest ${i.workload}: throughput and CPU`);
+
+  t.same(raw.fanout.map((r: any) => r.system), ['walcast', 'socket.io'], 'fan-out: walcast and the Socket.IO peer');
+  for (const r of raw.fanout) {
+    t.ok(r.subscribers > 0 && r.steps.length > 0, `fan-out ${r.system}: ${r.subscribers} subscribers`);
+    t.ok(r.steps[0].delivered > 0 && r.steps[0].cpu.clients >= 0, `fan-out ${r.system}: deliveries and client CPU`);
+  }
+
+  const md = readFileSync(path.join(out, 'all-report.md'), 'utf8');
+  for (const h of ['## Machine and versions', '## 1. Latency', '## 2. Race', '## 3. Loss under faults', '## 4. Ingest', '## 5. Fan-out', '## Targets']) t.match(md, h);
+  t.match(readFileSync(path.join(out, 'all-latency.svg'), 'utf8'), /^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
+});
+
+t.test('race, quick: direct-in-tx ghosts, notify does not', async (t) => {
+  await bench(['race', '--sources', 'notify,direct-in-tx', '--tag', 'race']);
+  const raw = JSON.parse(readFileSync(path.join(out, 'race-raw.json'), 'utf8'));
+  const by = Object.fromEntries(raw.race.map((r: any) => [r.source, r]));
+  t.equal(by.notify.ghosts, 0, 'notify publishes after the commit');
+  t.ok(by.notify.frames > 0, 'notify delivers');
+  t.ok(by['direct-in-tx'].ghosts > 0, `direct-in-tx: ${by['direct-in-tx'].ghosts} ghosts of ${by['direct-in-tx'].getChecks}`);
+});
