@@ -2,6 +2,7 @@
 // code with the bad input that earns it (status and {"ok": false, "error": code}).
 import net from 'node:net';
 import t from 'tap';
+import { expiredToken, forgedToken } from './helpers/tokens.js';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { startTestDatabase } from './helpers/postgres.js';
 import { SECRET, startWalcast, until } from './helpers/walcast.js';
@@ -535,13 +536,8 @@ t.test('invalid_auth: garbage, forged, expired and unsigned tokens', async (t) =
   const ch = await newChannel(alice, 'badauth');
   const now = Math.floor(Date.now() / 1000);
   const key = (s: string) => new TextEncoder().encode(s);
-  const expired = await new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('alice')
-    .setIssuedAt(now - 7200)
-    .setExpirationTime(now - 3600)
-    .sign(key(SECRET));
-  const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt().setExpirationTime('1h').sign(key('another-secret-another-secret-xx'));
+  const expired = await expiredToken('alice');
+  const forged = await forgedToken('alice');
   const unsigned = new UnsecuredJWT({}).setSubject('alice').setIssuedAt().setExpirationTime('1h').encode();
   const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(key(SECRET));
   const badSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a b/c').setExpirationTime('1h').sign(key(SECRET));

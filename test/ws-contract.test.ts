@@ -1,6 +1,7 @@
 // The WebSocket side of PROTOCOL.md: the upgrade's authentication, every frame a client may
 // send (and the malformed ones it should not), and the frames it gets back.
 import t from 'tap';
+import { expiredToken, forgedToken } from './helpers/tokens.js';
 import { SignJWT } from 'jose';
 import { startTestDatabase } from './helpers/postgres.js';
 import { SECRET, startWalcast, until } from './helpers/walcast.js';
@@ -55,13 +56,8 @@ async function upgradeStatus(token: string | null, url = w.ws): Promise<number |
 t.test('the upgrade needs a valid token: 401 otherwise', async (t) => {
   const now = Math.floor(Date.now() / 1000);
   const key = (s: string) => new TextEncoder().encode(s);
-  const expired = await new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('alice')
-    .setIssuedAt(now - 7200)
-    .setExpirationTime(now - 60)
-    .sign(key(SECRET));
-  const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(now + 3600).sign(key('some-other-secret-some-other-secret'));
+  const expired = await expiredToken('alice');
+  const forged = await forgedToken('alice');
   const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(now + 3600).sign(key(SECRET));
 
   t.equal(await upgradeStatus(null), 401, 'no token at all');
