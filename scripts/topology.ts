@@ -58,7 +58,8 @@ export interface TopologyOptions {
   proxyPort?: number;
 }
 
-function track(name: string, port: number, child: ChildProcess): Proc {
+/** Wraps a child process: its output, its exit, and an idempotent kill. */
+export function track(name: string, port: number, child: ChildProcess): Proc {
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));
@@ -102,14 +103,18 @@ export async function startRole(role: 'api' | 'relay' | 'gateway', env: Record<s
   const proc = track(`${role}${index ? `-${index}` : ''}`, p, child);
   const url = `http://127.0.0.1:${p}`;
   // A standby relay is alive but not ready (it does not stream): wait for liveness only.
-  const path = role === 'relay' ? '/healthz' : '/readyz';
+  await waitUntilUp(proc, url + (role === 'relay' ? '/healthz' : '/readyz'));
+  return { ...proc, url, restart: () => startRole(role, env, p, index) };
+}
+
+/** Polls `url` until it answers 200; fails if the process exits first or after ~30 s. */
+export async function waitUntilUp(proc: Proc, url: string): Promise<void> {
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`${role} exited ${child.exitCode}:\n${proc.output()}`);
-    if ((await fetch(url + path).then((r) => r.status).catch(() => 0)) === 200) break;
-    if (i > 600) throw new Error(`${role} did not come up:\n${proc.output()}`);
+    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited ${proc.child.exitCode}:\n${proc.output()}`);
+    if ((await fetch(url).then((r) => r.status).catch(() => 0)) === 200) return;
+    if (i > 600) throw new Error(`${proc.name} did not come up:\n${proc.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { ...proc, url, restart: () => startRole(role, env, p, index) };
 }
 
 export async function startTopology(o: TopologyOptions = {}): Promise<Topology> {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startRedis, startRole, type Proc, type RedisProc, type RoleProc } from '../../scripts/topology.js';
+import { startRedis, startRole, track, waitUntilUp, type Proc, type RedisProc, type RoleProc } from '../../scripts/topology.js';
 import { Tokens } from '../../src/auth/tokens.js';
 import type { Source } from '../../src/config.js';
 import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
@@ -153,28 +153,9 @@ export async function startPeer(db: Db, n = 2): Promise<PeerStack> {
         env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: redis.url, PORT: String(port) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (out += d));
-      const exited = new Promise<number | string | null>((r) => child.once('exit', (c, s) => r(c ?? s)));
-      const proc: Proc = {
-        name: `socketio-${i + 1}`,
-        port,
-        child,
-        exited,
-        output: () => out,
-        kill: async (sig = 'SIGTERM') => {
-          if (child.exitCode === null && child.signalCode === null) child.kill(sig);
-          return exited;
-        },
-      };
+      const proc = track(`socketio-${i + 1}`, port, child);
       const url = `http://127.0.0.1:${port}`;
-      for (let k = 0; ; k++) {
-        if (child.exitCode !== null) throw new Error(`socket.io peer exited:\n${out}`);
-        if ((await fetch(url + '/healthz').then((r) => r.status).catch(() => 0)) === 200) break;
-        if (k > 600) throw new Error(`socket.io peer did not come up:\n${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitUntilUp(proc, url + '/healthz');
       return { port, url, proc };
     }),
   );
