@@ -38,8 +38,8 @@ export interface GatewayDeps {
   messages: Messages;
   log: Logger;
   metrics: Metrics;
-  /** When given, membership checks at subscribe are batched per channel (one query for many users). */
-  pool?: Pool;
+  /** For the membership checks at subscribe, batched per channel (one query for many users). */
+  pool: Pool;
 }
 
 /** Close code of a graceful drain (1012, service restart); the reason carries `retry_after_ms=<n>`. */
@@ -59,7 +59,7 @@ export class Gateway {
   private closing = false;
   /** Every database read this gateway makes goes through here: bounded concurrency. */
   readonly db: Semaphore;
-  private readonly membership: MembershipBatcher | null;
+  private readonly membership: MembershipBatcher;
   private readonly upgrades: TokenBucket;
   readonly fanout: FanoutScheduler;
   /** WALCAST_WS_MAX_CONNECTIONS, or (when 0) the process's open-files limit minus headroom. */
@@ -68,7 +68,7 @@ export class Gateway {
   constructor(private readonly d: GatewayDeps) {
     const g = d.config.gateway;
     this.db = new Semaphore(g.dbConcurrency, d.metrics);
-    this.membership = d.pool ? new MembershipBatcher(d.pool, this.db, d.metrics) : null;
+    this.membership = new MembershipBatcher(d.pool, this.db, d.metrics);
     this.upgrades = new TokenBucket(g.upgradeRate, g.upgradeBurst);
     this.fanout = new FanoutScheduler(g.fanoutBudget, g.fanoutQueueMax, d.metrics);
     this.maxConnections = g.maxConnections > 0 ? g.maxConnections : Math.max(0, openFilesLimit() - FD_HEADROOM);
@@ -253,9 +253,7 @@ export class Gateway {
     let hub: Hub;
     let lastSeq: number;
     try {
-      const { channel: ch, member } = await (this.membership
-        ? this.membership.check(channel, conn.user)
-        : this.db.run(() => this.d.channels.membership(channel, conn.user)));
+      const { channel: ch, member } = await this.membership.check(channel, conn.user);
       if (sub.ended) return;
       if (!member) throw new WalcastError('not_in_channel');
       hub = await this.hub(channel);
