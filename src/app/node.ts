@@ -80,7 +80,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   if (roles.has('relay')) {
     if (config.source === 'notify') {
       await setNotifyTrigger(pool, true);
-      listener = new NotifyListener(o.databaseUrl, pool, bus, log.child({ role: 'relay', source: 'notify' }));
+      listener = new NotifyListener(o.databaseUrl, messages, bus, log.child({ role: 'relay', source: 'notify' }));
       checks.relay = () => listener!.isListening();
     } else {
       await setNotifyTrigger(pool, false).catch((e: unknown) => log.warn('could not drop the notify trigger', { err: e as Error }));

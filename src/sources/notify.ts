@@ -14,7 +14,8 @@ import pg from 'pg';
 import type { Bus } from '../bus/bus.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
-import { MESSAGE_COLUMNS, toMessage, type Message, type MessageRow } from '../chat/model.js';
+import type { Messages } from '../chat/messages.js';
+import type { Message } from '../chat/model.js';
 
 export const NOTIFY_CHANNEL = 'walcast_messages';
 const TRIGGER = 'walcast_notify_message';
@@ -42,7 +43,7 @@ export class NotifyListener {
 
   constructor(
     private readonly databaseUrl: string,
-    private readonly pool: Pool,
+    private readonly messages: Messages,
     private readonly bus: Bus,
     private readonly log: Logger,
   ) {}
@@ -98,11 +99,7 @@ export class NotifyListener {
       const p = JSON.parse(raw) as Payload;
       let message: Message | undefined;
       if ('truncated' in p) {
-        const { rows } = await this.pool.query<MessageRow>(
-          `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND seq = $2`,
-          [p.channel, p.seq],
-        );
-        message = rows[0] && toMessage(rows[0]);
+        [message] = await this.messages.range(p.channel, p.seq - 1, 1, p.seq);
       } else {
         message = p;
       }
