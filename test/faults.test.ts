@@ -3,7 +3,7 @@
 // gateways while a steady stream of posts runs; mid-stream one part dies. Every client must
 // end with every message exactly once, in order.
 import t from 'tap';
-import { startTopology, type Topology } from '../scripts/topology.js';
+import { startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { ResumingClient } from './helpers/resuming.js';
 import { contiguous } from './helpers/clients.js';

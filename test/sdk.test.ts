@@ -4,7 +4,7 @@
 import http from 'node:http';
 import t from 'tap';
 import { createNodeClient, type ConnectionState, type Message } from 'walcast/sdk/node';
-import { startTopology, type Topology } from '../scripts/topology.js';
+import { startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { startTestDatabase } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
@@ -70,7 +70,7 @@ t.test('single node: callback and async iterator, live-only and since, state', a
   t.same(states.slice(0, 1), ['open'], 'connecting happened before onState was attached; then open');
 });
 
-t.test('upgrade refused by the token bucket: 503 with a retry hint, honoured', async (t) => {
+t.test('upgrade refused by the token bucket: 429 with a retry hint, honoured', async (t) => {
   const w = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'sdk_bucket', WALCAST_WS_UPGRADE_RATE: '2', WALCAST_WS_UPGRADE_BURST: '1' } });
   const token = await w.token('alice');
   // The raw refusal, as PROTOCOL's error shape plus retry_after_ms.

@@ -1,10 +1,8 @@
-// The HTTP API of PROTOCOL.md: one entry per method, each with its input schema. The API only
-// writes to PostgreSQL; stored rows reach sockets through the WAL (or, for the comparison
-// sources, through a publisher hooked in after the write).
+// The HTTP API (docs/protocol.md): one entry per method, each with its input schema. The API
+// only writes to PostgreSQL; stored rows reach sockets through the WAL.
 import type { z } from 'zod';
 import type { Channels } from '../chat/channels.js';
 import type { Messages } from '../chat/messages.js';
-import type { Message } from '../chat/model.js';
 import { WalcastError } from '../errors.js';
 import * as s from './schemas.js';
 
@@ -12,8 +10,6 @@ export interface ApiDeps {
   channels: Channels;
   messages: Messages;
   maxTextChars: number;
-  /** Called after a new message committed (only the comparison sources set it). */
-  afterStore?: (message: Message) => Promise<void>;
   onStored?: () => void;
 }
 
@@ -57,10 +53,7 @@ export const routes: Record<string, Route> = {
       let chars = 0;
       for (const _ of b.text) if (++chars > d.maxTextChars) throw new WalcastError('msg_too_long', `text exceeds ${d.maxTextChars} characters`);
       const { message, created } = await d.messages.post({ channel: b.channel, user, text: b.text, clientMsgId: b.client_msg_id ?? null });
-      if (created) {
-        d.onStored?.();
-        await d.afterStore?.(message);
-      }
+      if (created) d.onStored?.();
       return { message };
     },
   }),

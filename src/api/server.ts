@@ -1,6 +1,7 @@
 // Mounts the HTTP API on a uWS app: read, authenticate, validate, run, map errors once.
-import { WalcastError, isWalcastError, pgCode } from '../errors.js';
+import { WalcastError } from '../errors.js';
 import type { Tokens } from '../auth/tokens.js';
+import { bearer } from '../util/bearer.js';
 import { parseJson, readBody } from '../http/body.js';
 import { sendError, sendJson, track } from '../http/respond.js';
 import type { TemplatedApp } from '../http/uws.js';
@@ -33,11 +34,7 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
     const contentLength = lengthHeader ? Number(lengthHeader) : undefined;
 
     const finish = (status: number) => o.metrics.httpRequests.inc({ method: name in routes ? name : 'unknown', status });
-    const fail = (e: unknown, closeConnection = false) => {
-      const err = toWalcastError(e, o.log);
-      sendError(res, reply, err, closeConnection);
-      finish(err.status);
-    };
+    const fail = (e: unknown, closeConnection = false) => finish(sendError(res, reply, e, o.log, closeConnection));
 
     const route = routes[name];
     if (!route) return fail(new WalcastError('unknown_method', `no method ${name}`), httpMethod === 'POST');
@@ -78,8 +75,7 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
         if (waitMs > 0) {
           o.metrics.rateLimited.inc({ scope: scope! });
           throw new WalcastError('rate_limited', `too many posts ${scope === 'user' ? 'by this user' : 'to this channel'}; retry later`, {
-            retryAfterS: waitMs / 1000,
-            detail: { retry_after_ms: waitMs },
+            retryAfterMs: waitMs,
           });
         }
       }
@@ -88,22 +84,4 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
       finish(200);
     }
   });
-}
-
-function bearer(header: string): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return m?.[1];
-}
-
-const CONNECTION_FAILURE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i;
-
-/** Anything that is not already a WalcastError: the database being unreachable is `unavailable`, the rest a bug. */
-export function toWalcastError(e: unknown, log: Logger): WalcastError {
-  if (isWalcastError(e)) return e;
-  const code = pgCode(e);
-  if ((code && (code.startsWith('08') || code.startsWith('57P') || code === '53300')) || CONNECTION_FAILURE.test(String((e as Error)?.message))) {
-    return new WalcastError('unavailable', 'database unavailable, retry', { retryAfterS: 1 });
-  }
-  log.error('unhandled error', { err: e as Error, stack: (e as Error)?.stack });
-  return new WalcastError('internal_error');
 }

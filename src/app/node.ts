@@ -4,12 +4,10 @@
 import { Tokens } from '../auth/tokens.js';
 import { createBus, type Bus } from '../bus/index.js';
 import { Channels } from '../chat/channels.js';
-import { Messages } from '../chat/messages.js';
+import { Messages, type WriteHooks } from '../chat/messages.js';
 import type { Config } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { Relay } from '../cdc/relay.js';
-import { directPublisher } from '../sources/direct.js';
-import { NotifyListener, setNotifyTrigger } from '../sources/notify.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
 import { loadUws, type us_listen_socket } from '../http/uws.js';
@@ -27,6 +25,8 @@ export interface NodeOptions {
   secret: string;
   roles: readonly Role[];
   log: Logger;
+  /** The write path's extension point (chat/messages.ts); only the benchmarks set it. */
+  writeHooks?: WriteHooks;
 }
 
 export interface WalcastNode {
@@ -46,14 +46,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const pool = createPool(o.databaseUrl, config.pgPoolMax, `walcast-${[...roles].join('+')}`);
   const bus = await createBus(config, log);
   const channels = new Channels(pool);
-  // Comparison sources (benchmarks only): the API publishes itself, after COMMIT (`direct`) or
-  // before it (`direct-in-tx`); with neither, posting stays one autocommit statement.
-  const apiLog = log.child({ role: 'api' });
-  const messages = new Messages(pool, channels, {
-    beforeCommit: roles.has('api') && config.source === 'direct-in-tx' ? directPublisher(bus, apiLog, { throwOnFailure: true }) : undefined,
-    commitDelayMs: config.bench.commitDelayMs,
-  });
-  const afterStore = roles.has('api') && config.source === 'direct' ? directPublisher(bus, apiLog, { delayMs: config.bench.publishDelayMs }) : undefined;
+  const messages = new Messages(pool, channels, o.writeHooks);
   const tokens = new Tokens(o.secret);
   const uws = loadUws(config.allowUwsFallback);
   const app = uws.App();
@@ -63,7 +56,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   };
 
   let relay: Relay | null = null;
-  if (roles.has('relay') && config.source === 'cdc') {
+  if (roles.has('relay')) {
     relay = new Relay(
       { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover },
       pool,
@@ -73,28 +66,15 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     );
     checks.relay = () => relay!.isStreaming();
   }
-  // The `notify` comparison source: the relay role LISTENs instead of streaming the slot. Its
-  // trigger exists only while source=notify: any other relay drops it (NOTIFY's commit lock
-  // would tax every write).
-  let listener: NotifyListener | null = null;
-  if (roles.has('relay')) {
-    if (config.source === 'notify') {
-      await setNotifyTrigger(pool, true);
-      listener = new NotifyListener(o.databaseUrl, messages, bus, log.child({ role: 'relay', source: 'notify' }));
-      checks.relay = () => listener!.isListening();
-    } else {
-      await setNotifyTrigger(pool, false).catch((e: unknown) => log.warn('could not drop the notify trigger', { err: e as Error }));
-    }
-  }
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
 
   if (roles.has('api')) {
     mountApi(app, {
       tokens,
-      deps: { channels, messages, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc(), afterStore },
+      deps: { channels, messages, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
       maxBodyBytes: config.limits.maxBodyBytes,
       postLimits: config.postLimits,
-      log: apiLog,
+      log: log.child({ role: 'api' }),
       metrics,
     });
   }
@@ -104,14 +84,13 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     gateway.mount(app);
   }
   mountOps(app, metrics, checks, [...roles].join('+'));
-  app.any('/*', (res) => sendError(res, track(res), new WalcastError('unknown_method', 'no such path')));
+  app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>
     app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)))),
   );
   const port = uws.us_socket_local_port(listenSocket);
   relay?.start();
-  listener?.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -119,7 +98,6 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       uws.us_listen_socket_close(listenSocket);
       await gateway?.close();
       await relay?.stop();
-      await listener?.stop();
       await bus.close().catch(() => {});
       await pool.end().catch(() => {});
     })());

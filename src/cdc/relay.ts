@@ -18,6 +18,7 @@
 // "replication slot ... is active": that is the standby loop of relay failover.
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Bus } from '../bus/bus.js';
+import { backoff } from '../util/backoff.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -125,7 +126,7 @@ export class Relay {
       if (this.stopping) break;
       this.metrics.relayRestarts.inc();
       if (Date.now() - startedAt > 10_000) attempt = 0;
-      await this.sleep(backoff(attempt++, this.opts.minRetryMs ?? 200, this.opts.maxRetryMs ?? 3000));
+      await this.sleep(backoff(attempt++, { minMs: this.opts.minRetryMs ?? 200, baseMs: this.opts.minRetryMs ?? 200, maxMs: this.opts.maxRetryMs ?? 3000 }));
     }
   }
 
@@ -273,10 +274,4 @@ export class Relay {
       };
     });
   }
-}
-
-/** Exponential backoff with full jitter. */
-export function backoff(attempt: number, minMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 16));
-  return minMs + Math.random() * (ceiling - minMs);
 }

@@ -38,27 +38,23 @@ export interface History {
   has_more: boolean;
 }
 
-export interface MessagesOptions {
-  /**
-   * Comparison source `direct-in-tx` only: runs after the INSERT, inside the transaction,
-   * before COMMIT (a throw rolls the message back).
-   */
-  beforeCommit?: (message: Message) => Promise<void>;
-  /** Benchmarks only (WALCAST_BENCH_COMMIT_DELAY_MS): sleep between the INSERT and COMMIT. */
-  commitDelayMs?: number;
+/**
+ * The write path's one extension point. walcast itself sets none; the benchmarks wire in the
+ * designs walcast replaces (publish before or after COMMIT, a slow commit) through it.
+ */
+export interface WriteHooks {
+  /** Inside the transaction, after the rows are written, before COMMIT; a throw rolls them back. */
+  beforeCommit?(stored: readonly Message[]): Promise<void>;
+  /** After COMMIT, before the caller is answered. */
+  afterCommit?(stored: readonly Message[]): Promise<void>;
 }
 
 export class Messages {
-  /** Set only by the comparison sources and the benchmarks: the default path stays one autocommit statement. */
-  private readonly explicitTx: boolean;
-
   constructor(
     private readonly pool: Pool,
     private readonly channels: Channels,
-    private readonly options: MessagesOptions = {},
-  ) {
-    this.explicitTx = Boolean(options.beforeCommit || options.commitDelayMs);
-  }
+    private readonly hooks: WriteHooks = {},
+  ) {}
 
   /** Stores a message; a retry with the same client_msg_id returns the first one. */
   async post(input: PostInput): Promise<{ message: Message; created: boolean }> {
@@ -68,8 +64,12 @@ export class Messages {
     }
     try {
       const params = [input.channel, newMessageId(), input.user, input.text, input.clientMsgId];
-      const stored = this.explicitTx ? await this.postInTransaction(params) : (await this.pool.query<MessageRow>(POST_SQL, params)).rows[0];
-      if (stored) return { message: toMessage(stored), created: true };
+      const row = this.hooks.beforeCommit ? await this.postInTransaction(params) : (await this.pool.query<MessageRow>(POST_SQL, params)).rows[0];
+      if (row) {
+        const message = toMessage(row);
+        await this.hooks.afterCommit?.([message]);
+        return { message, created: true };
+      }
     } catch (e) {
       // Two retries raced past the lookup: the unique index stopped the second, whose
       // statement (and its seq increment) rolled back. Return the first.
@@ -85,8 +85,8 @@ export class Messages {
   }
 
   /**
-   * The same statement in an explicit transaction, with the comparison hooks between it and
-   * COMMIT. The channel row stays locked meanwhile, so a delay here also delays the channel's
+   * The same statement in an explicit transaction, with the beforeCommit hook between it and
+   * COMMIT. The channel row stays locked meanwhile, so a slow hook also delays the channel's
    * next writers (as any slow transaction would).
    */
   private async postInTransaction(params: unknown[]): Promise<MessageRow | undefined> {
@@ -95,10 +95,7 @@ export class Messages {
     try {
       await client.query('BEGIN');
       const row = (await client.query<MessageRow>(POST_SQL, params)).rows[0];
-      if (row) {
-        await this.options.beforeCommit?.(toMessage(row));
-        if (this.options.commitDelayMs) await new Promise((r) => setTimeout(r, this.options.commitDelayMs));
-      }
+      if (row) await this.hooks.beforeCommit?.([toMessage(row)]);
       await client.query('COMMIT');
       ok = true;
       return row;

@@ -1,23 +1,9 @@
-// The wire shapes of PROTOCOL.md, and the one mapping from a database row to each. The API,
-// the relay (rows decoded from the WAL) and the gateway (catch-up reads) all use these, so a
-// message looks byte-for-byte the same whichever path delivered it.
+// The one mapping from a database row to each wire shape of src/protocol.ts. The API, the relay
+// (rows decoded from the WAL) and the gateway (catch-up reads) all use these, so a message looks
+// byte-for-byte the same whichever path delivered it.
+import type { Channel, Message } from '../protocol.js';
 
-export interface Channel {
-  id: string;
-  name: string;
-  is_private: boolean;
-  last_seq: number;
-}
-
-export interface Message {
-  id: string;
-  channel: string;
-  seq: number;
-  user: string;
-  text: string;
-  client_msg_id: string | null;
-  created_at: string;
-}
+export type { Channel, Message } from '../protocol.js';
 
 export interface ChannelRow {
   id: string;

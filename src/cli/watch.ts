@@ -1,10 +1,11 @@
 // `walcast watch <channel>`: subscribe and print every frame, one JSON object per line.
 import WebSocket from 'ws';
+import { CLOSE, clientFrame } from '../protocol.js';
 
 export async function watch(url: string, token: string, channel: string, since: number | undefined): Promise<number> {
   const ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`);
   return new Promise((resolve) => {
-    ws.on('open', () => ws.send(JSON.stringify(since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since })));
+    ws.on('open', () => ws.send(clientFrame.subscribe(channel, since)));
     ws.on('message', (data) => process.stdout.write(String(data) + '\n'));
     ws.on('unexpected-response', (_req, res) => {
       process.stderr.write(`walcast watch: upgrade refused with ${res.statusCode}\n`);
@@ -16,8 +17,8 @@ export async function watch(url: string, token: string, channel: string, since: 
     });
     ws.on('close', (code, reason) => {
       process.stderr.write(`walcast watch: closed ${code} ${reason}\n`);
-      resolve(code === 1000 ? 0 : 1);
+      resolve(code === CLOSE.normal ? 0 : 1);
     });
-    process.once('SIGINT', () => ws.close(1000));
+    process.once('SIGINT', () => ws.close(CLOSE.normal));
   });
 }

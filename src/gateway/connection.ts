@@ -1,6 +1,7 @@
 // One client WebSocket: its user, its subscriptions, and safe sends. After uWS ran the close
 // handler the socket object must never be touched again, so every send goes through here.
 import type { WebSocket } from '../http/uws.js';
+import { CLOSE } from '../protocol.js';
 import type { Subscription } from './subscription.js';
 
 export interface SocketData {
@@ -35,7 +36,7 @@ export class Connection {
     });
     if (dropped && !this.closed) {
       this.onSlow(this);
-      this.end(1013, 'slow_consumer');
+      this.end(CLOSE.slow_consumer, 'slow_consumer');
       return false;
     }
     return !this.closed;

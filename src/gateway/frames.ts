@@ -1,11 +1,6 @@
-// WebSocket frames of PROTOCOL.md: parsing what clients send, serialising what we send.
-import type { Message } from '../chat/model.js';
-import type { ErrorCode } from '../errors.js';
-
-export type ClientFrame =
-  | { type: 'subscribe'; channel: string; since: number | undefined }
-  | { type: 'unsubscribe'; channel: string }
-  | { type: 'ping' };
+// Parsing what clients send (the frames of src/protocol.ts): every malformed frame becomes the
+// error to answer it with, never an exception.
+import type { ClientFrame, ErrorCode } from '../protocol.js';
 
 export type FrameError = { code: ErrorCode; channel?: string; message: string };
 
@@ -30,7 +25,7 @@ export function parseClientFrame(data: string): ClientFrame | FrameError {
       if (f.since !== undefined && f.since !== null && !(Number.isSafeInteger(f.since) && (f.since as number) >= 0)) {
         return { code: 'invalid_arguments', channel: f.channel, message: '"since" must be a non-negative integer' };
       }
-      return { type: 'subscribe', channel: f.channel, since: (f.since ?? undefined) as number | undefined };
+      return f.since === undefined || f.since === null ? { type: 'subscribe', channel: f.channel } : { type: 'subscribe', channel: f.channel, since: f.since as number };
     }
     case 'ping':
       return { type: 'ping' };
@@ -40,12 +35,3 @@ export function parseClientFrame(data: string): ClientFrame | FrameError {
 }
 
 export const isFrameError = (f: ClientFrame | FrameError): f is FrameError => 'code' in f;
-
-export const messageFrame = (m: Message): string =>
-  JSON.stringify({ type: 'message', channel: m.channel, seq: m.seq, message: m });
-export const subscribedFrame = (channel: string, seq: number): string => JSON.stringify({ type: 'subscribed', channel, seq });
-export const unsubscribedFrame = (channel: string, reason?: string): string =>
-  JSON.stringify(reason ? { type: 'unsubscribed', channel, reason } : { type: 'unsubscribed', channel });
-export const errorFrame = (code: string, channel?: string, message?: string): string =>
-  JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) });
-export const pongFrame = (): string => '{"type":"pong"}';

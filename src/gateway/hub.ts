@@ -6,7 +6,7 @@
 import type { Message } from '../chat/model.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { messageFrame } from './frames.js';
+import { serverFrame } from '../protocol.js';
 import { Ring, type Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
 
@@ -93,15 +93,15 @@ export class Hub {
 
   /** Serve a subscription from its cursor: ring, then database pages, then live. */
   async catchUp(sub: Subscription): Promise<void> {
+    if (sub.state !== 'catchup') return;
     this.subs.add(sub);
-    sub.state = 'catchup';
     let failures = 0;
     // Rows read but not sent yet: a page is sent in slices that fit the socket's room.
     let page: Entry[] = [];
     while (!sub.ended) {
       if (sub.cursor === this.last) return this.goLive(sub);
       if (sub.cursor > this.last) {
-        sub.state = 'ahead';
+        sub.waitAhead();
         this.ahead.add(sub);
         return;
       }
@@ -168,7 +168,7 @@ export class Hub {
       let expect = after + 1;
       for (const r of rs) {
         if (r.seq !== expect) break;
-        entries.push({ seq: r.seq, frame: messageFrame(r) });
+        entries.push({ seq: r.seq, frame: serverFrame.message(r) });
         expect++;
       }
       if (!this.closed && entries.length > 0) {
@@ -192,14 +192,12 @@ export class Hub {
     return this.liveCount;
   }
 
+  /** Ends a subscription of this channel (idempotent). */
   remove(sub: Subscription): void {
+    const was = sub.end(this.topic);
     if (!this.subs.delete(sub)) return;
     this.ahead.delete(sub);
-    if (sub.state === 'live') {
-      this.liveCount--;
-      sub.conn.leaveTopic(this.topic);
-    }
-    sub.state = 'ended';
+    if (was === 'live') this.liveCount--;
   }
 
   get size(): number {
@@ -212,20 +210,18 @@ export class Hub {
   }
 
   private deliver(sub: Subscription, frames: string[], cursor: number): void {
-    sub.conn.send(frames);
-    sub.cursor = cursor;
+    sub.deliver(frames, cursor);
     this.deps.metrics.wsFramesOut.inc({ path: 'catchup' }, frames.length);
   }
 
-  private goLive(sub: Subscription): void {
-    sub.state = 'live';
+  private goLive(sub: Subscription, cursor?: number): void {
+    sub.goLive(this.topic, cursor);
     this.liveCount++;
-    sub.conn.joinTopic(this.topic);
   }
 
   private apply(m: Message): void {
     this.last = m.seq;
-    const frame = messageFrame(m);
+    const frame = serverFrame.message(m);
     this.ring.push({ seq: m.seq, frame });
     if (this.liveCount > 0) {
       this.deps.publish(this.topic, frame);
@@ -236,8 +232,7 @@ export class Hub {
         if (sub.ended || sub.cursor > this.last) continue;
         // The hub has reached what this client had already seen: it joins live from here.
         this.ahead.delete(sub);
-        sub.cursor = this.last;
-        this.goLive(sub);
+        this.goLive(sub, this.last);
       }
     }
   }

@@ -8,7 +8,7 @@ import type { Membership } from '../chat/channels.js';
 import { CHANNEL_COLUMNS, toChannel, type ChannelRow } from '../chat/model.js';
 import { WalcastError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { Semaphore } from './limiter.js';
+import type { Semaphore } from '../util/semaphore.js';
 
 interface Waiter {
   resolve(m: Membership): void;

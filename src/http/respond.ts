@@ -1,6 +1,7 @@
 // Writing responses on uWS: every write after an await must be corked, and nothing may touch
 // a response whose client went away (onAborted).
-import { WalcastError, type ErrorCode } from '../errors.js';
+import { toResponse } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { HttpResponse } from './uws.js';
 
 export interface Reply {
@@ -18,7 +19,7 @@ export function track(res: HttpResponse): Reply {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
   405: '405 Method Not Allowed', 413: '413 Payload Too Large', 429: '429 Too Many Requests',
   500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
@@ -46,17 +47,9 @@ export function sendJson(res: HttpResponse, reply: Reply, status: number, value:
   send(res, reply, status, JSON.stringify(value), 'application/json', headers);
 }
 
-export function errorBody(e: WalcastError): Record<string, unknown> {
-  const body: Record<string, unknown> = { ok: false, error: e.code };
-  if (e.message && e.message !== e.code) body.message = e.message;
-  if (e.detail) Object.assign(body, e.detail);
-  return body;
+/** Answers with the error's response (src/errors.ts maps every error, once). */
+export function sendError(res: HttpResponse, reply: Reply, e: unknown, log: Logger, closeConnection = false): number {
+  const r = toResponse(e, log);
+  send(res, reply, r.status, JSON.stringify(r.body), 'application/json', r.headers, closeConnection);
+  return r.status;
 }
-
-export function sendError(res: HttpResponse, reply: Reply, e: WalcastError, closeConnection = false): void {
-  const headers: Record<string, string> = {};
-  if (e.retryAfterS !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(e.retryAfterS)));
-  send(res, reply, e.status, JSON.stringify(errorBody(e)), 'application/json', headers, closeConnection);
-}
-
-export const error = (code: ErrorCode, message?: string) => new WalcastError(code, message);

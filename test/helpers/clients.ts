@@ -1,5 +1,6 @@
 // Minimal clients for tests: the HTTP API and the WebSocket protocol, as a user would speak them.
 import WebSocket from 'ws';
+import { clientFrame } from '../../src/protocol.js';
 import { until } from './walcast.js';
 
 export interface ApiResult {
@@ -104,7 +105,7 @@ export class WsClient {
   /** Subscribe and wait for `subscribed` (or an error frame for that channel). */
   async subscribe(channel: string, since?: number): Promise<Frame> {
     const start = this.frames.length;
-    this.send(since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since });
+    this.send(clientFrame.subscribe(channel, since));
     let found: Frame | undefined;
     await until(
       () => (found = this.frames.slice(start).find((f) => f.channel === channel && (f.type === 'subscribed' || f.type === 'error'))) !== undefined,

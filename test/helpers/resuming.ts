@@ -2,6 +2,7 @@
 // gateway) and resubscribe with the last seq it received. It records every message frame it
 // ever got, so duplicates and gaps across reconnects are visible.
 import WebSocket from 'ws';
+import { clientFrame } from '../../src/protocol.js';
 
 export class ResumingClient {
   /** Every seq received, in arrival order, duplicates included. */
@@ -45,7 +46,7 @@ export class ResumingClient {
       const ws = new WebSocket(`${url}?token=${this.token}`);
       this.ws = ws;
       let subscribed = false;
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', channel: this.channel, since: this.last })));
+      ws.on('open', () => ws.send(clientFrame.subscribe(this.channel, this.last)));
       ws.on('message', (data) => {
         const f = JSON.parse(String(data));
         if (f.type === 'subscribed') {
@@ -57,7 +58,7 @@ export class ResumingClient {
           this.last = Math.max(this.last, f.seq);
         } else if (f.type === 'error') {
           // e.g. `unavailable` while the bus is down: try again shortly.
-          setTimeout(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'subscribe', channel: this.channel, since: this.last })), 200);
+          setTimeout(() => ws.readyState === ws.OPEN && ws.send(clientFrame.subscribe(this.channel, this.last)), 200);
         }
       });
       const retry = () => {

@@ -1,7 +1,7 @@
 // Pure logic beside the real-parts tests: the transaction assembler, the ring, frame parsing, config.
 import t from 'tap';
 import { TransactionAssembler, HEARTBEAT_PREFIX } from '../../src/cdc/transactions.js';
-import { backoff } from '../../src/cdc/relay.js';
+import { backoff } from '../../src/util/backoff.js';
 import { Ring } from '../../src/gateway/ring.js';
 import { parseClientFrame } from '../../src/gateway/frames.js';
 import { loadConfig } from '../../src/config.js';
@@ -60,7 +60,7 @@ t.test('ring keeps the last N contiguous entries', async (t) => {
 
 t.test('client frames: valid, malformed and unknown', async (t) => {
   t.same(parseClientFrame('{"type":"subscribe","channel":"C1","since":4}'), { type: 'subscribe', channel: 'C1', since: 4 });
-  t.same(parseClientFrame('{"type":"subscribe","channel":"C1"}'), { type: 'subscribe', channel: 'C1', since: undefined });
+  t.same(parseClientFrame('{"type":"subscribe","channel":"C1"}'), { type: 'subscribe', channel: 'C1' });
   t.same(parseClientFrame('{"type":"unsubscribe","channel":"C1"}'), { type: 'unsubscribe', channel: 'C1' });
   t.match(parseClientFrame('{'), { code: 'invalid_json' });
   t.match(parseClientFrame('[]'), { code: 'invalid_arguments' });
@@ -80,11 +80,15 @@ t.test('config: defaults, overrides and clear errors', async (t) => {
   t.equal(loadConfig({ WALCAST_ALLOW_UWS_FALLBACK: 'yes' }).allowUwsFallback, true);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
   t.throws(() => loadConfig({ WALCAST_SOURCE: 'kafka' }), /WALCAST_SOURCE/);
+  t.throws(() => loadConfig({ WALCAST_SOURCE: 'direct' }), /benchmarks/, 'comparison sources are the benchmarks\' business');
+  t.throws(() => loadConfig({ WALCAST_DRAIN_WINDOW_MS: '20000' }), /WALCAST_DRAIN_WINDOW_MS/);
   t.throws(() => loadConfig({ WALCAST_SECRET: 'short' }), /at least 16/);
 });
 
 t.test('backoff stays within its bounds', async (t) => {
-  const out = Array.from({ length: 50 }, (_, i) => backoff(i, 100, 2000));
+  const out = Array.from({ length: 50 }, (_, i) => backoff(i, { minMs: 100, baseMs: 100, maxMs: 2000 }));
   t.ok(out.every((ms) => ms >= 100 && ms <= 2000), 'all within [100, 2000]');
-  t.ok(backoff(0, 100, 2000) <= 200, 'the first retry is quick');
+  t.ok(backoff(0, { minMs: 100, baseMs: 100, maxMs: 2000 }) <= 100, 'the first retry is quick');
+  t.equal(backoff(3, { baseMs: 100, maxMs: 2000, random: () => 0.5 }), 400, 'full jitter: half of the cap at 0.5');
+  t.equal(backoff(30, { baseMs: 100, maxMs: 2000, random: () => 0.999999 }) <= 2000, true, 'capped');
 });

@@ -1,4 +1,4 @@
-// `npm run cluster`: the compose topology as local processes (see scripts/topology.ts).
+// `npm run cluster`: the compose topology as local processes (see harness/topology.ts).
 //   RELAYS=2 GATEWAYS=3 PROXY_PORT=8080 npm run cluster
 import { startTopology } from './topology.js';
 import { Tokens } from '../src/auth/tokens.js';

@@ -1,5 +1,5 @@
-// CPU time of processes from /proc (Linux): utime + stime of /proc/<pid>/stat, in ms. Used to
-// put the server side's CPU next to the load generator's for every measurement window.
+// CPU time and memory of processes from /proc (Linux). Benchmarks put the server side's CPU next
+// to the load generator's for every measurement window, and report each process's memory.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux x64
@@ -11,6 +11,16 @@ export function cpuMs(pid: number): number {
     return (Number(f[11]) + Number(f[12])) * TICK_MS; // fields 14 and 15 (utime, stime)
   } catch {
     return 0; // gone
+  }
+}
+
+/** Resident set size in bytes (0 if the process is gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -1,8 +1,13 @@
-// Bounds the gateway's database reads (catch-up pages, gap fills, membership batches): at most
-// `max` in flight, the rest wait in FIFO order. Together with coalescing (one read per channel
-// and page start, one membership query per channel per batch) this keeps a reconnect storm of
-// N clients from turning into N concurrent queries.
-import type { Metrics } from '../metrics.js';
+// At most `max` tasks in flight, the rest wait in FIFO order. The gateway runs every database
+// read through one (catch-up pages, gap fills, membership batches), so that together with
+// coalescing a reconnect storm of N clients never turns into N concurrent queries.
+
+/** Where a semaphore reports its load (the gateway wires these to gauges). */
+export interface SemaphoreGauges {
+  inFlight(n: number): void;
+  inFlightMax(n: number): void;
+  waiting(n: number): void;
+}
 
 export class Semaphore {
   private active = 0;
@@ -11,16 +16,16 @@ export class Semaphore {
 
   constructor(
     private readonly max: number,
-    private readonly metrics?: Metrics,
+    private readonly gauges?: SemaphoreGauges,
   ) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.max) {
       await new Promise<void>((resolve) => {
         this.waiting.push(resolve);
-        this.metrics?.gatewayDbWaiting.set(this.waiting.length);
+        this.gauges?.waiting(this.waiting.length);
       });
-      this.metrics?.gatewayDbWaiting.set(this.waiting.length);
+      this.gauges?.waiting(this.waiting.length);
     } else {
       this.active++;
     }
@@ -46,8 +51,8 @@ export class Semaphore {
   private observe(): void {
     if (this.active > this.peak) {
       this.peak = this.active;
-      this.metrics?.gatewayDbInFlightMax.set(this.peak);
+      this.gauges?.inFlightMax(this.peak);
     }
-    this.metrics?.gatewayDbInFlight.set(this.active);
+    this.gauges?.inFlight(this.active);
   }
 }

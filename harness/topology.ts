@@ -1,0 +1,89 @@
+// The multi-process topology of docker-compose.yml, on one machine without Docker: PostgreSQL
+// (embedded, or DATABASE_URL), redis-server from PATH, a one-shot migrate, one api, N relays,
+// M gateways, and a proxy that routes /v1/ws to the gateways and the rest to the api, as nginx
+// does in compose. Used by `npm run cluster`, the fault tests and the benchmarks.
+import type net from 'node:net';
+import { migrate } from '../src/db/migrate.js';
+import { startPostgres, type Postgres } from './postgres.js';
+import { startProxy } from './proxy.js';
+import { startRedis, type RedisProc } from './redis.js';
+import { startRole, type RoleOptions, type RoleProc } from './roles.js';
+
+export interface Topology {
+  databaseUrl: string;
+  secret: string;
+  /** Environment every role runs with (DATABASE_URL, REDIS_URL, WALCAST_SECRET, ...). */
+  env: Record<string, string>;
+  redis: RedisProc;
+  api: RoleProc;
+  relays: RoleProc[];
+  gateways: RoleProc[];
+  /** The embedded database, when the topology started one. */
+  postgres: Postgres | null;
+  /** The proxy's base URL: /v1/ws goes to a gateway, everything else to the api. */
+  url: string;
+  proxyPort: number;
+  close(): Promise<void>;
+}
+
+export interface TopologyOptions {
+  relays?: number;
+  gateways?: number;
+  databaseUrl?: string;
+  env?: Record<string, string>;
+  logLevel?: string;
+  /** Port for the proxy (0: any free port). */
+  proxyPort?: number;
+  /** Start the roles one after the other (default) or all at once. */
+  parallel?: boolean;
+  /** Entry point per role instead of bin/walcast.js (the benchmarks' comparison sources). */
+  command?: Partial<Record<'api' | 'relay' | 'gateway', RoleOptions['command']>>;
+}
+
+export async function startTopology(o: TopologyOptions = {}): Promise<Topology> {
+  const postgres = o.databaseUrl ? null : await startPostgres({ migrate: false });
+  const databaseUrl = o.databaseUrl ?? postgres!.url;
+  await migrate(databaseUrl);
+  const redis = await startRedis();
+  const secret = 'cluster-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redis.url,
+    WALCAST_SECRET: secret,
+    WALCAST_LOG_LEVEL: o.logLevel ?? 'warn',
+    WALCAST_HEARTBEAT_MS: '1000',
+    ...o.env,
+  };
+  const plan: (() => Promise<RoleProc>)[] = [
+    () => startRole('api', env, { command: o.command?.api }),
+    ...Array.from({ length: o.relays ?? 2 }, (_, i) => () => startRole('relay', env, { index: i + 1, command: o.command?.relay })),
+    ...Array.from({ length: o.gateways ?? 3 }, (_, i) => () => startRole('gateway', env, { index: i + 1, command: o.command?.gateway })),
+  ];
+  const procs: RoleProc[] = [];
+  if (o.parallel) procs.push(...(await Promise.all(plan.map((start) => start()))));
+  else for (const start of plan) procs.push(await start());
+
+  const topo: Topology = {
+    databaseUrl,
+    secret,
+    env,
+    redis,
+    api: procs[0]!,
+    relays: procs.filter((p) => p.role === 'relay'),
+    gateways: procs.filter((p) => p.role === 'gateway'),
+    postgres,
+    url: '',
+    proxyPort: 0,
+    close: async () => {
+      proxy.close();
+      await Promise.all([topo.api, ...topo.relays, ...topo.gateways].map((p) => p.kill('SIGTERM')));
+      await topo.redis.kill('SIGTERM');
+      await postgres?.remove();
+    },
+  };
+  const proxy = startProxy(() => topo.api.port, () => topo.gateways.map((g) => g.port));
+  await new Promise<void>((r) => proxy.listen(o.proxyPort ?? 0, '127.0.0.1', r));
+  topo.proxyPort = (proxy.address() as net.AddressInfo).port;
+  topo.url = `http://127.0.0.1:${topo.proxyPort}`;
+  return topo;
+}

@@ -1,0 +1,113 @@
+// The channels this gateway serves, one hub each, created on first subscribe and dropped when
+// the last subscription leaves. A hub subscribes to the bus first and reads the channel's
+// last_seq second, so no event can fall between the two (events that arrive meanwhile wait in
+// the hub until it knows where it starts).
+import type { Bus } from '../bus/bus.js';
+import type { Channels } from '../chat/channels.js';
+import { WalcastError } from '../errors.js';
+import type { Messages } from '../chat/messages.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Semaphore } from '../util/semaphore.js';
+import type { FanoutScheduler } from './fanout.js';
+import { Hub } from './hub.js';
+
+export interface RegistryDeps {
+  bus: Bus;
+  channels: Channels;
+  messages: Messages;
+  /** Every database read of the gateway goes through it. */
+  db: Semaphore;
+  fanout: FanoutScheduler;
+  /** uWS native publish to a topic's sockets. */
+  publish(topic: string, frame: string): void;
+  ringSize: number;
+  pageSize: number;
+  fanoutBudget: number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export class HubRegistry {
+  private readonly hubs = new Map<string, Hub>();
+
+  constructor(private readonly d: RegistryDeps) {}
+
+  get(channel: string): Hub | undefined {
+    return this.hubs.get(channel);
+  }
+
+  get size(): number {
+    return this.hubs.size;
+  }
+
+  all(): IterableIterator<Hub> {
+    return this.hubs.values();
+  }
+
+  /** The channel's hub, ready to serve: created on first use. */
+  async acquire(channel: string): Promise<Hub> {
+    for (;;) {
+      let hub = this.hubs.get(channel);
+      if (!hub) hub = this.create(channel);
+      await hub.ready;
+      // The hub may have been dropped (last subscriber left) while we waited: start over.
+      if (this.hubs.get(channel) === hub) return hub;
+    }
+  }
+
+  /** Drops the hub once nobody uses it (after this turn: a subscription may be about to join it). */
+  release(hub: Hub): void {
+    if (hub.size > 0 || this.hubs.get(hub.channel) !== hub) return;
+    queueMicrotask(() => {
+      if (hub.size === 0 && this.hubs.get(hub.channel) === hub) this.drop(hub);
+    });
+  }
+
+  /** Every hub re-reads its channel from the database from where it is (events may have been lost). */
+  resyncAll(): void {
+    for (const hub of this.hubs.values()) hub.resync();
+  }
+
+  closeAll(): void {
+    for (const hub of this.hubs.values()) {
+      hub.close();
+      this.d.fanout.forget(hub);
+    }
+    this.hubs.clear();
+    this.d.metrics.hubs.set(0);
+  }
+
+  private create(channel: string): Hub {
+    const d = this.d;
+    const hub = new Hub(channel, {
+      range: (c, after, limit, upTo) => d.db.run(() => d.messages.range(c, after, limit, upTo)),
+      publish: d.publish,
+      ringSize: d.ringSize,
+      pageSize: d.pageSize,
+      fanoutBudget: d.fanoutBudget,
+      log: d.log,
+      metrics: d.metrics,
+    });
+    hub.ready = (async () => {
+      await d.bus.subscribe(channel).catch((e: unknown) => {
+        throw new WalcastError('unavailable', 'the bus is unavailable; retry', { retryAfterMs: 1000, cause: e });
+      });
+      hub.init(await d.db.run(() => d.channels.lastSeq(channel)));
+    })();
+    hub.ready.catch(() => {
+      if (this.hubs.get(channel) === hub) this.drop(hub);
+    });
+    this.hubs.set(channel, hub);
+    d.metrics.hubs.set(this.hubs.size);
+    return hub;
+  }
+
+  private drop(hub: Hub): void {
+    hub.close();
+    this.d.fanout.forget(hub);
+    this.hubs.delete(hub.channel);
+    this.d.metrics.hubs.set(this.hubs.size);
+    void this.d.bus.unsubscribe(hub.channel).catch(() => {});
+  }
+}

@@ -1,0 +1,211 @@
+// The wire protocol of walcast, declared once: the shapes on the wire, every error code with its
+// HTTP status and whether retrying can help, every close code and whether to reconnect, the
+// frames both ways, and the format of retry hints. The server, the SDK, the CLI, the tests and
+// the benchmarks all speak through this file; docs/protocol.md describes it for people, and a
+// test keeps the two in step.
+//
+// Types and constants only, plus pure helpers: no Node imports, safe to bundle for browsers.
+
+// ---------------------------------------------------------------------------------- shapes
+
+export interface Channel {
+  id: string;
+  name: string;
+  is_private: boolean;
+  last_seq: number;
+}
+
+export interface Message {
+  id: string;
+  channel: string;
+  seq: number;
+  user: string;
+  text: string;
+  client_msg_id: string | null;
+  created_at: string;
+}
+
+// ---------------------------------------------------------------------------------- errors
+
+export interface ErrorSpec {
+  /** HTTP status when answered over HTTP (frames carry only the code). */
+  status: number;
+  /** True when the same request may succeed later unchanged: clients retry these, with backoff or the given hint. */
+  temporary: boolean;
+  /** Where it can occur: the HTTP API, WebSocket frames/upgrades, or both. */
+  on: 'http' | 'ws' | 'both';
+  description: string;
+}
+
+export const ERRORS = {
+  invalid_json: { status: 400, temporary: false, on: 'both', description: 'the body or frame is not valid JSON (or a WebSocket frame is binary)' },
+  invalid_arguments: { status: 400, temporary: false, on: 'both', description: 'a field is missing, has the wrong type or is out of range; `message` says which' },
+  msg_too_long: { status: 400, temporary: false, on: 'http', description: '`text` has more characters (code points) than WALCAST_MAX_TEXT_CHARS' },
+  not_authed: { status: 401, temporary: false, on: 'both', description: 'no token was given' },
+  invalid_auth: { status: 401, temporary: false, on: 'both', description: 'the token is malformed, forged, expired or not yet valid' },
+  not_in_channel: { status: 403, temporary: false, on: 'both', description: 'the caller is not a member of the channel' },
+  channel_not_found: { status: 404, temporary: false, on: 'both', description: 'no such channel (or a private channel the caller cannot see)' },
+  message_not_found: { status: 404, temporary: false, on: 'http', description: 'no message with that seq in the channel' },
+  unknown_method: { status: 404, temporary: false, on: 'http', description: 'no such path or API method' },
+  method_not_allowed: { status: 405, temporary: false, on: 'http', description: 'the method exists but takes the other HTTP verb' },
+  payload_too_large: { status: 413, temporary: false, on: 'http', description: 'the request body exceeds WALCAST_MAX_BODY_BYTES' },
+  rate_limited: { status: 429, temporary: true, on: 'both', description: 'a rate limit refused the request; `Retry-After` (s) and `retry_after_ms` say when to come back' },
+  internal_error: { status: 500, temporary: true, on: 'both', description: 'a bug: the server logged it; retrying may help' },
+  unavailable: { status: 503, temporary: true, on: 'both', description: 'a dependency (database, bus) is down or the server is draining; retry after the hint' },
+  unknown_type: { status: 400, temporary: false, on: 'ws', description: 'a frame with an unknown `type`' },
+  too_many_subscriptions: { status: 400, temporary: false, on: 'ws', description: 'the connection already holds WALCAST_MAX_SUBSCRIPTIONS subscriptions' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && Object.hasOwn(ERRORS, code);
+
+/** Whether retrying the same request later can succeed. Unknown codes are treated as permanent. */
+export const isTemporary = (code: string): boolean => (isErrorCode(code) ? ERRORS[code].temporary : false);
+
+/**
+ * An error with a protocol code: thrown by the server's modules and mapped to a response once
+ * (src/errors.ts), and raised by the SDK for what the server answered.
+ */
+export class WalcastError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly temporary: boolean;
+  /** Extra fields for the error body (e.g. `retry_after_ms`). */
+  readonly detail: Record<string, unknown> | undefined;
+  /** When to retry, if the server said (Retry-After / retry_after_ms). */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ErrorCode, message?: string, opts: { detail?: Record<string, unknown>; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message ?? code, { cause: opts.cause });
+    this.name = 'WalcastError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.temporary = ERRORS[code].temporary;
+    this.detail = opts.detail;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** The JSON body of every failed HTTP response. */
+export interface ErrorBody {
+  ok: false;
+  error: ErrorCode;
+  message?: string;
+  retry_after_ms?: number;
+  [extra: string]: unknown;
+}
+
+// ---------------------------------------------------------------------------------- close codes
+
+export interface CloseSpec {
+  name: string;
+  /** True: the client should reconnect (after the hint or its backoff) and resume by seq. */
+  reconnect: boolean;
+  /** Who closes with it. */
+  by: 'server' | 'client';
+  description: string;
+}
+
+export const CLOSE = {
+  normal: 1000,
+  going_away: 1001,
+  protocol_error: 1002,
+  invalid_payload: 1007,
+  message_too_big: 1009,
+  draining: 1012,
+  slow_consumer: 1013,
+  heartbeat_timeout: 4000,
+} as const;
+
+export const CLOSE_CODES: Record<number, CloseSpec> = {
+  [CLOSE.normal]: { name: 'normal', reconnect: true, by: 'client', description: 'a client leaving; walcast servers never send it (if something in between does, reconnect)' },
+  [CLOSE.going_away]: { name: 'going_away', reconnect: true, by: 'server', description: 'the server process is going away without a drain' },
+  [CLOSE.protocol_error]: { name: 'protocol_error', reconnect: false, by: 'server', description: 'the client broke the WebSocket framing rules' },
+  [CLOSE.invalid_payload]: { name: 'invalid_payload', reconnect: false, by: 'server', description: 'a text frame was not valid UTF-8' },
+  [CLOSE.message_too_big]: { name: 'message_too_big', reconnect: false, by: 'server', description: 'a client frame exceeded WALCAST_WS_MAX_PAYLOAD' },
+  [CLOSE.draining]: { name: 'draining', reconnect: true, by: 'server', description: 'graceful drain (shutdown or restart); the reason carries the retry hint' },
+  [CLOSE.slow_consumer]: { name: 'slow_consumer', reconnect: true, by: 'server', description: 'the client read too slowly: more than WALCAST_WS_MAX_BACKPRESSURE bytes were waiting' },
+  [CLOSE.heartbeat_timeout]: { name: 'heartbeat_timeout', reconnect: true, by: 'client', description: 'the SDK heard nothing for two heartbeat intervals and gave the socket up' },
+};
+
+/** Whether a close code means "reconnect and resume". Unknown codes (e.g. 1006, abnormal closure) reconnect. */
+export const shouldReconnect = (code: number): boolean => CLOSE_CODES[code]?.reconnect ?? true;
+
+// ---------------------------------------------------------------------------------- retry hints
+
+/** The reason of a drain close: `draining retry_after_ms=<n>`. */
+export const drainReason = (retryAfterMs: number): string => `draining retry_after_ms=${Math.max(0, Math.round(retryAfterMs))}`;
+
+/** The `retry_after_ms` of a close reason, if it carries one. */
+export function retryHintOfReason(reason: string | undefined): number | undefined {
+  const m = /(?:^|\s)retry_after_ms=(\d+)(?:\s|$)/.exec(reason ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The retry hint of a refused HTTP request or upgrade: `retry_after_ms` from the JSON body, else
+ * `Retry-After` (seconds) from the headers.
+ */
+export function retryHintOfResponse(body: unknown, retryAfterHeader: string | null | undefined): number | undefined {
+  const v = (body as { retry_after_ms?: unknown } | null)?.retry_after_ms;
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  const s = Number(retryAfterHeader);
+  return retryAfterHeader != null && retryAfterHeader !== '' && Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
+}
+
+// ---------------------------------------------------------------------------------- frames
+
+/** Client → server. */
+export type ClientFrame =
+  | { type: 'subscribe'; channel: string; since?: number }
+  | { type: 'unsubscribe'; channel: string }
+  | { type: 'ping' };
+
+/** Server → client. */
+export type ServerFrame =
+  | { type: 'subscribed'; channel: string; seq: number }
+  | { type: 'message'; channel: string; seq: number; message: Message }
+  | { type: 'unsubscribed'; channel: string; reason?: string }
+  | { type: 'error'; code: ErrorCode; channel?: string; message?: string }
+  | { type: 'pong' };
+
+export type ClientFrameType = ClientFrame['type'];
+export type ServerFrameType = ServerFrame['type'];
+
+export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'ping'] as const satisfies readonly ClientFrameType[];
+export const SERVER_FRAME_TYPES = ['subscribed', 'message', 'unsubscribed', 'error', 'pong'] as const satisfies readonly ServerFrameType[];
+
+/** Why a subscription was ended by the server (`unsubscribed.reason`). */
+export const UNSUBSCRIBE_REASONS = {
+  kicked: 'the user was removed from the channel',
+} as const;
+
+/** Frames a client sends, serialised. */
+export const clientFrame = {
+  subscribe: (channel: string, since?: number): string =>
+    JSON.stringify(since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since }),
+  unsubscribe: (channel: string): string => JSON.stringify({ type: 'unsubscribe', channel }),
+  ping: (): string => '{"type":"ping"}',
+};
+
+/** Frames the server sends, serialised (once per event: the same string goes to every socket). */
+export const serverFrame = {
+  subscribed: (channel: string, seq: number): string => JSON.stringify({ type: 'subscribed', channel, seq }),
+  message: (m: Message): string => JSON.stringify({ type: 'message', channel: m.channel, seq: m.seq, message: m }),
+  unsubscribed: (channel: string, reason?: string): string =>
+    JSON.stringify(reason ? { type: 'unsubscribed', channel, reason } : { type: 'unsubscribed', channel }),
+  error: (code: ErrorCode, channel?: string, message?: string): string =>
+    JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) }),
+  pong: (): string => '{"type":"pong"}',
+};
+
+// ---------------------------------------------------------------------------------- paths
+
+export const PATHS = {
+  api: '/v1/',
+  ws: '/v1/ws',
+  healthz: '/healthz',
+  readyz: '/readyz',
+  metrics: '/metrics',
+} as const;
