@@ -109,10 +109,6 @@ export interface CloseSpec {
 
 export const CLOSE = {
   normal: 1000,
-  going_away: 1001,
-  protocol_error: 1002,
-  invalid_payload: 1007,
-  message_too_big: 1009,
   draining: 1012,
   slow_consumer: 1013,
   heartbeat_timeout: 4000,
@@ -120,16 +116,15 @@ export const CLOSE = {
 
 export const CLOSE_CODES: Record<number, CloseSpec> = {
   [CLOSE.normal]: { name: 'normal', reconnect: true, by: 'client', description: 'a client leaving; walcast servers never send it (if something in between does, reconnect)' },
-  [CLOSE.going_away]: { name: 'going_away', reconnect: true, by: 'server', description: 'the server process is going away without a drain' },
-  [CLOSE.protocol_error]: { name: 'protocol_error', reconnect: false, by: 'server', description: 'the client broke the WebSocket framing rules' },
-  [CLOSE.invalid_payload]: { name: 'invalid_payload', reconnect: false, by: 'server', description: 'a text frame was not valid UTF-8' },
-  [CLOSE.message_too_big]: { name: 'message_too_big', reconnect: false, by: 'server', description: 'a client frame exceeded WALCAST_WS_MAX_PAYLOAD' },
   [CLOSE.draining]: { name: 'draining', reconnect: true, by: 'server', description: 'graceful drain (shutdown or restart); the reason carries the retry hint' },
   [CLOSE.slow_consumer]: { name: 'slow_consumer', reconnect: true, by: 'server', description: 'the client read too slowly: more than WALCAST_WS_MAX_BACKPRESSURE bytes were waiting' },
   [CLOSE.heartbeat_timeout]: { name: 'heartbeat_timeout', reconnect: true, by: 'client', description: 'the SDK heard nothing for two heartbeat intervals and gave the socket up' },
 };
 
-/** Whether a close code means "reconnect and resume". Unknown codes (e.g. 1006, abnormal closure) reconnect. */
+/**
+ * Whether a close code means "reconnect and resume". Codes walcast does not send (1006 when a
+ * connection drops or the server cuts a socket that broke a limit, a proxy's 1001...) reconnect.
+ */
 export const shouldReconnect = (code: number): boolean => CLOSE_CODES[code]?.reconnect ?? true;
 
 // ---------------------------------------------------------------------------------- retry hints

@@ -1,4 +1,4 @@
-// The HTTP side of PROTOCOL.md, endpoint by endpoint: exact success shapes, and every error
+// The HTTP side of docs/protocol.md, endpoint by endpoint: exact success shapes, and every error
 // code with the bad input that earns it (status and {"ok": false, "error": code}).
 import net from 'node:net';
 import t from 'tap';

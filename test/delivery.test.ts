@@ -1,4 +1,4 @@
-// The guarantees of PROTOCOL.md on one node: order, exactly once, no gap, no ghost, resume.
+// The guarantees of docs/protocol.md on one node: order, exactly once, no gap, no ghost, resume.
 import t from 'tap';
 import { startTestDatabase } from './helpers/postgres.js';
 import { startWalcast } from './helpers/walcast.js';

@@ -1,4 +1,4 @@
-// The WebSocket side of PROTOCOL.md: the upgrade's authentication, every frame a client may
+// The WebSocket side of docs/protocol.md: the upgrade's authentication, every frame a client may
 // send (and the malformed ones it should not), and the frames it gets back.
 import t from 'tap';
 import { expiredToken, forgedToken } from './helpers/tokens.js';
@@ -403,7 +403,7 @@ t.test('a frame over WALCAST_WS_MAX_PAYLOAD closes the socket; the server carrie
   ws.send(JSON.stringify({ type: 'subscribe', channel: ch, pad: 'x'.repeat(max + 1024) }));
   await until(() => ws.closed, 'socket closed after an oversized frame', 5_000);
   t.ok(ws.closed, 'closed');
-  t.not(ws.closeCode, 1000, `not a normal closure (code ${ws.closeCode})`);
+  t.equal(ws.closeCode, 1006, `cut without a close frame (1006), as docs/protocol.md says`);
 
   const again = await connect(t);
   t.same(await again.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0 }, 'a new connection works');

@@ -1,4 +1,4 @@
-// Request shapes of PROTOCOL.md's HTTP API. Bad shapes are invalid_arguments; text over the
+// Request shapes of docs/protocol.md's HTTP API. Bad shapes are invalid_arguments; text over the
 // configured length is msg_too_long (checked in the handler, where the limit is known).
 import { z } from 'zod';
 import { USER_ID } from '../chat/ids.js';

@@ -2,7 +2,7 @@
 // a few flags override it.
 import { parseArgs } from 'node:util';
 import { resolveSecret, Tokens } from '../auth/tokens.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, configMarkdown, loadConfig, settings, type Config } from '../config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
@@ -20,9 +20,10 @@ Usage:
   walcast token <user> [--ttl <seconds>]   print an access token for <user>
   walcast slot <status|create|drop|reset|check> [--json] [--force]   replication slot administration
   walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]   print a channel's frames
+  walcast config [--markdown]   the configuration this process would run with (secrets hidden), or its documentation
 
 Flags: --port <n>  --host <addr>  --data-dir <dir>  (override PORT, HOST, WALCAST_DATA_DIR)
-Configuration: see README.md, "Configuration".`;
+Configuration: environment variables, see docs/configuration.md or \`walcast config --markdown\`.`;
 
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
       'crit-bytes': { type: 'string' },
       'warn-seconds': { type: 'string' },
       'crit-seconds': { type: 'string' },
+      markdown: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -103,6 +105,9 @@ export async function main(argv: string[]): Promise<number> {
       const { watch } = await import('./watch.js');
       return watch(url, token, channel, since);
     }
+    case 'config':
+      process.stdout.write(values.markdown ? configMarkdown() : describeConfig(config));
+      return 0;
     default:
       throw new UsageError(`unknown command ${command}\n\n${USAGE}`);
   }
@@ -200,4 +205,17 @@ export async function run(argv: string[]): Promise<void> {
     process.stderr.write(`walcast: ${known ? (e as Error).message : (e as Error)?.stack ?? String(e)}\n`);
     process.exit(known ? 2 : 1);
   }
+}
+
+/** `walcast config`: each variable with the value this process would use; secrets and passwords hidden. */
+function describeConfig(config: Config): string {
+  const lines = settings().map(({ path, setting }) => {
+    let v: unknown = config;
+    for (const k of path) v = (v as Record<string, unknown>)[k];
+    let shown = v === undefined ? '(unset)' : String(v);
+    if (v !== undefined && /SECRET/.test(setting.env)) shown = '(set, hidden)';
+    else if (typeof v === 'string') shown = shown.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
+    return `${setting.env}=${shown}`;
+  });
+  return lines.join('\n') + '\n';
 }

@@ -1,4 +1,4 @@
-// A test client that does what PROTOCOL.md asks of a client after a loss: reconnect (to any
+// A test client that does what docs/protocol.md asks of a client after a loss: reconnect (to any
 // gateway) and resubscribe with the last seq it received. It records every message frame it
 // ever got, so duplicates and gaps across reconnects are visible.
 import WebSocket from 'ws';
