@@ -1,5 +1,15 @@
-// The in-process bus: `walcast start` without REDIS_URL. Delivery is synchronous and in order.
+// The in-process bus: `walcast start` without REDIS_URL. Buses made on the same broker see each
+// other's events, as processes on one Redis do; delivery is synchronous and in order.
 import type { Bus, BusEvent, BusEventHandler, BusStateHandler } from './bus.js';
+
+/** What several in-process buses share: which bus listens to which channel. */
+export class MemoryBroker {
+  readonly buses = new Set<MemoryBus>();
+
+  deliver(event: BusEvent): void {
+    for (const bus of this.buses) bus.receive(event);
+  }
+}
 
 export class MemoryBus implements Bus {
   readonly kind = 'memory';
@@ -7,15 +17,17 @@ export class MemoryBus implements Bus {
   private readonly subscribed = new Set<string>();
   private closed = false;
 
+  constructor(private readonly broker = new MemoryBroker()) {
+    broker.buses.add(this);
+  }
+
   async publish(events: readonly BusEvent[]): Promise<void> {
     if (this.closed) throw new Error('bus closed');
-    for (const event of events) {
-      if (event.kind === 'message' && !this.subscribed.has(event.channel)) continue;
-      for (const h of this.handlers) h(event);
-    }
+    for (const event of events) this.broker.deliver(event);
   }
 
   async subscribe(channel: string): Promise<void> {
+    if (this.closed) throw new Error('bus closed');
     this.subscribed.add(channel);
   }
 
@@ -38,5 +50,12 @@ export class MemoryBus implements Bus {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.broker.buses.delete(this);
+  }
+
+  /** @internal From the broker: channel events only if subscribed, control events always. */
+  receive(event: BusEvent): void {
+    if (this.closed || (event.kind === 'message' && !this.subscribed.has(event.channel))) return;
+    for (const h of this.handlers) h(event);
   }
 }

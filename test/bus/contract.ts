@@ -1,0 +1,162 @@
+// What every bus must do, run against each backend (memory, Redis, ...) by its own test file,
+// as socket.io's redis-adapter runs one suite against every adapter. A fixture makes buses that
+// share one broker; one that can stop and restart its broker also gets the outage tests.
+import type { Test } from 'tap';
+import type { Bus, BusEvent } from '../../src/bus/bus.js';
+import type { Logger } from '../../src/log.js';
+
+export interface BusFixture {
+  /** A new bus on the shared broker; `log` collects what it warns about. */
+  make(log: Logger): Bus;
+  /** Kill the broker (SIGKILL) and bring it back: only backends with a broker to lose. */
+  outage?: { kill(): Promise<void>; revive(): Promise<void> };
+  /** Send a raw payload on a topic, bypassing the bus (malformed input); only where it means something. */
+  injectRaw?(topic: 'control' | { channel: string }, payload: string): Promise<void>;
+}
+
+const CH = 'CAAAAAAAAAAA1';
+const OTHER = 'CAAAAAAAAAAA2';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what: string, pred: () => boolean, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Collects warnings so a test can see the bus complained instead of crashing. */
+export function captureLog(): Logger & { warns: string[] } {
+  const warns: string[] = [];
+  const log = {
+    warns,
+    debug() {},
+    info() {},
+    warn(msg: string) {
+      warns.push(msg);
+    },
+    error(msg: string) {
+      warns.push(msg);
+    },
+    child: () => log,
+  };
+  return log;
+}
+
+export const message = (channel: string, seq: number): BusEvent => ({
+  kind: 'message',
+  channel,
+  seq,
+  message: { id: `m${seq}`, channel, seq, user: 'u1', text: `hello ${seq}`, client_msg_id: null, created_at: new Date(0).toISOString() },
+});
+
+const label = (e: BusEvent) => (e.kind === 'message' ? `${e.channel}:${e.seq}` : e.kind);
+
+/** A bus with everything it delivers and every state change it reports. */
+function tracked(f: BusFixture) {
+  const log = captureLog();
+  const bus = f.make(log);
+  const events: BusEvent[] = [];
+  const states: boolean[] = [];
+  bus.onEvent((e) => events.push(e));
+  bus.onState((up) => states.push(up));
+  return { bus, events, states, log };
+}
+
+export async function busContract(t: Test, f: BusFixture): Promise<void> {
+  const pub = tracked(f);
+  const sub = tracked(f);
+  const ctl = tracked(f); // subscribes to no channel: control events only
+  const all = [pub, sub, ctl];
+  t.teardown(() => Promise.all(all.map((b) => b.bus.close())));
+  await waitFor('buses up', () => all.every((b) => b.bus.isUp() && b.states.length === 1));
+
+  await t.test('reported up once, after connecting', async (t) => {
+    for (const b of all) t.same(b.states, [true]);
+  });
+
+  await t.test('messages of subscribed channels arrive in order, others not at all', async (t) => {
+    await sub.bus.subscribe(CH);
+    await sub.bus.subscribe(CH); // idempotent
+    const first = Array.from({ length: 50 }, (_, i) => message(CH, i + 1));
+    await pub.bus.publish([...first, message(OTHER, 1)]);
+    await pub.bus.publish([message(CH, 51), message(CH, 52)]);
+    await waitFor('52 messages', () => sub.events.length >= 52);
+    await sleep(50);
+    t.same(sub.events.map(label), Array.from({ length: 52 }, (_, i) => `${CH}:${i + 1}`), 'in order, nothing from an unsubscribed channel');
+    t.same(sub.events[0], first[0], 'the event round-trips intact');
+    t.equal(ctl.events.length, 0, 'a bus without channels gets no messages');
+    sub.events.length = 0;
+  });
+
+  await t.test('many publishes in flight keep their order', async (t) => {
+    const sends = Array.from({ length: 200 }, (_, i) => pub.bus.publish([message(CH, 100 + i)]));
+    await Promise.all(sends);
+    await waitFor('200 messages', () => sub.events.length >= 200);
+    t.same(sub.events.map(label), Array.from({ length: 200 }, (_, i) => `${CH}:${100 + i}`));
+    sub.events.length = 0;
+  });
+
+  await t.test('unsubscribe stops delivery', async (t) => {
+    await sub.bus.unsubscribe(CH);
+    await sub.bus.unsubscribe(CH); // idempotent
+    await pub.bus.publish([message(CH, 53)]);
+    await sleep(150);
+    t.equal(sub.events.length, 0);
+  });
+
+  await t.test('control events reach every bus; malformed payloads are dropped, not fatal', async (t) => {
+    if (f.injectRaw) {
+      await f.injectRaw('control', 'not json');
+      await f.injectRaw('control', JSON.stringify({ kind: 'message', channel: CH, seq: 1 }));
+    }
+    const kick: BusEvent = { kind: 'kick', channel: CH, user: 'u2' };
+    const resync: BusEvent = { kind: 'resync', epoch: 'e1' };
+    await pub.bus.publish([kick, resync]);
+    await waitFor('control events', () => ctl.events.length >= 2 && sub.events.length >= 2);
+    t.same(ctl.events, [kick, resync], 'to a bus subscribed to no channel');
+    t.same(sub.events, [kick, resync], 'and to one that unsubscribed its last channel');
+    if (f.injectRaw) t.equal(ctl.log.warns.filter((w) => w.includes('dropping')).length, 2, 'both bad payloads logged');
+    sub.events.length = 0;
+    ctl.events.length = 0;
+  });
+
+  if (f.outage) {
+    const { kill, revive } = f.outage;
+    await t.test('while the broker is down, publish and subscribe fail fast', async (t) => {
+      await sub.bus.subscribe(CH);
+      await kill();
+      await waitFor('down reported', () => sub.states.length === 2 && pub.states.length === 2 && ctl.states.length === 2);
+      t.same(sub.states, [true, false]);
+      t.notOk(sub.bus.isUp());
+      const started = Date.now();
+      await t.rejects(pub.bus.publish([message(CH, 54)]), 'publish rejects');
+      await t.rejects(sub.bus.subscribe(OTHER), 'subscribe rejects');
+      t.ok(Date.now() - started < 1000, `rejected within ${Date.now() - started} ms`);
+    });
+
+    await t.test('after the broker returns: up again, subscriptions restored, publishing works', async (t) => {
+      await revive();
+      // "Up" is reported only once every subscription is confirmed again, for every bus.
+      await waitFor('up reported by every bus', () => all.every((b) => b.states.length === 3 && b.bus.isUp()), 30_000);
+      for (const b of all) t.same(b.states, [true, false, true], 'down, then up');
+      await pub.bus.publish([message(CH, 55), message(OTHER, 2), { kind: 'resync', epoch: 'e2' }]);
+      await waitFor('restored delivery', () => sub.events.length >= 2 && ctl.events.length >= 1);
+      await sleep(50);
+      t.same(sub.events.map(label), [`${CH}:55`, 'resync'], 'the channel subscribed before the outage is delivered again; the failed subscribe left nothing behind');
+      t.same(ctl.events, [{ kind: 'resync', epoch: 'e2' }], 'control topic restored');
+      sub.events.length = 0;
+      ctl.events.length = 0;
+    });
+  }
+
+  await t.test('close: no more publishing, not reported as an outage', async (t) => {
+    const before = sub.states.length;
+    await Promise.all(all.map((b) => b.bus.close()));
+    t.notOk(sub.bus.isUp());
+    await t.rejects(pub.bus.publish([message(CH, 56)]), /closed/);
+    t.equal(sub.states.length, before, 'closing reports no state change');
+  });
+}
