@@ -104,6 +104,12 @@ export const CONFIG = {
     fanoutQueueMax: setting('WALCAST_FANOUT_QUEUE_MAX', 'gateway', int(1, 10_000_000).default(10_000),
       'Live events queued per channel; beyond it the gateway re-reads that channel from the database (latency, never loss).'),
   },
+  write: {
+    concurrency: setting('WALCAST_WRITE_CONCURRENCY', 'api', int(1, 256).default(4),
+      'Group commit: transactions storing posts in flight at once per API process (each holds a database connection while it runs).'),
+    batchMax: setting('WALCAST_WRITE_BATCH_MAX', 'api', int(1, 10_000).default(500),
+      'Group commit: posts stored in one transaction at most. Posts that arrive while transactions are committing wait and go together in the next; a lone post goes at once.'),
+  },
   postLimits: {
     userRate: setting('WALCAST_POST_RATE_USER', 'api', rate().default(200),
       '`chat.postMessage` per user per second, per API process (0: off); over it 429 `rate_limited` with a retry hint.'),
@@ -112,7 +118,8 @@ export const CONFIG = {
       '`chat.postMessage` per channel per second, per API process (0: off).'),
     channelBurst: setting('WALCAST_POST_BURST_CHANNEL', 'api', int(1, 10_000_000).default(4000), 'Per-channel bucket size.'),
   },
-  pgPoolMax: setting('WALCAST_PG_POOL_MAX', 'process', int(1, 1000).default(10), 'Database connections per process.'),
+  pgPoolMax: setting('WALCAST_PG_POOL_MAX', 'process', int(0, 1000).default(0),
+    'Database connections per process; 0: sized for the roles it runs (the write lanes plus 8 for the API, the gateway\'s read concurrency plus 2, 2 for the relay).'),
   tokenTtlS: setting('WALCAST_TOKEN_TTL_S', 'process', int(0, 10 * 365 * 86400).default(86400),
     'Lifetime of tokens from `walcast token` and the demo token.'),
   shutdownTimeoutMs: setting('WALCAST_SHUTDOWN_TIMEOUT_MS', 'process', int(0, 600_000).default(10_000),

@@ -93,7 +93,7 @@ t.test('upgrade refused by the token bucket: 429 with a retry hint, honoured', a
   t.equal((await upgrade()).status, 101, 'the first upgrade takes the only token');
   const r = await upgrade();
   const refused = { status: r.status, headers: new Headers(r.headers as Record<string, string>), json: async () => JSON.parse(r.body) };
-  t.equal(refused.status, 503);
+  t.equal(refused.status, 429, 'rate_limited is 429 everywhere: one error mapping for the API and the gateway');
   t.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After header');
   const body = (await refused.json()) as any;
   t.equal(body.ok, false);

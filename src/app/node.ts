@@ -43,10 +43,21 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const { config, log } = o;
   const roles = new Set(o.roles);
   const metrics = createMetrics();
-  const pool = createPool(o.databaseUrl, config.pgPoolMax, `walcast-${[...roles].join('+')}`);
+  const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
   const bus = await createBus(config, log);
   const channels = new Channels(pool);
-  const messages = new Messages(pool, channels, o.writeHooks);
+  const messages = new Messages(pool, channels, {
+    lanes: config.write.concurrency,
+    batchMax: config.write.batchMax,
+    hooks: o.writeHooks,
+    observer: {
+      batch: (size, seconds) => {
+        metrics.writeBatchSize.observe(size);
+        metrics.writeBatchSeconds.observe(seconds);
+      },
+      queued: (depth) => metrics.writeQueueDepth.set(depth),
+    },
+  });
   const tokens = new Tokens(o.secret);
   const uws = loadUws(config.allowUwsFallback);
   const app = uws.App();
@@ -97,10 +108,21 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     (closing ??= (async () => {
       uws.us_listen_socket_close(listenSocket);
       await gateway?.close();
+      await messages.close();
       await relay?.stop();
       await bus.close().catch(() => {});
       await pool.end().catch(() => {});
     })());
 
   return { port, pool, bus, relay, gateway, metrics, close };
+}
+
+/** WALCAST_PG_POOL_MAX, or (0) enough connections for the roles this process runs. */
+function poolSize(config: Config, roles: ReadonlySet<Role>): number {
+  if (config.pgPoolMax > 0) return config.pgPoolMax;
+  let n = 0;
+  if (roles.has('api')) n += config.write.concurrency + 8;
+  if (roles.has('gateway')) n += config.gateway.dbConcurrency + 2;
+  if (roles.has('relay')) n += 2;
+  return Math.max(4, n);
 }

@@ -5,9 +5,15 @@
 // pg-logical-replication 2.5.0, read before relying on it:
 //  - acknowledge.auto acknowledges before an async handler finished: off.
 //  - its keepalive timer acknowledges the last *received* LSN even with auto off: timeoutSeconds 0.
-//  - flow control on: handlers run one at a time, awaited, with the socket paused meanwhile.
+//  - flow control on: handlers run one at a time, awaited, with the socket paused meanwhile (and
+//    the server's keepalives unread: a stall past wal_sender_timeout ends the stream, so we send
+//    our status on a timer too).
 //  - a handler that throws is reported and the queue goes on with the next message, so a failed
 //    publish must stop the stream before any later commit can be acknowledged (see fail()).
+// Publishes are pipelined: a transaction's events go to the bus as soon as its Commit is read,
+// without waiting for the previous publish (the bus keeps their order), and an LSN is
+// acknowledged only once every publish up to it has succeeded. The handler awaits only when
+// PIPELINE_DEPTH publishes are in flight, which pauses the socket: backpressure, bounded memory.
 //  - acknowledge(lsn) reports lsn + 1 as flushed. Reporting a commit's end LSN + 1 would let a
 //    restart skip a transaction whose commit record starts exactly at that end LSN, so we pass
 //    lsn - 1 and the server sees the commit's end LSN, as PostgreSQL's own subscribers report.
@@ -27,6 +33,11 @@ import { createSlot, dropSlot, isLost, readSlot, slotStatus } from './slot.js';
 import { HEARTBEAT_PREFIX, TransactionAssembler } from './transactions.js';
 
 export const PUBLICATION = 'walcast';
+
+/** Publishes in flight before the relay stops reading the WAL. */
+const PIPELINE_DEPTH = 64;
+/** How often the relay reports its confirmed position without being asked. */
+const STATUS_INTERVAL_MS = 10_000;
 
 export interface RelayOptions {
   databaseUrl: string;
@@ -49,7 +60,9 @@ export class Relay {
   private assembler = new TransactionAssembler();
   private lastAcked: Lsn = 0n;
   private failed: Error | null = null;
-  private inflight: Promise<void> = Promise.resolve();
+  /** Commits read but not yet acknowledged, in LSN order: their publish, and whether it is done. */
+  private pipeline: { lsn: Lsn; done: boolean; published: Promise<void> }[] = [];
+  private statusTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private loop: Promise<void> | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -86,6 +99,10 @@ export class Relay {
     }
     this.statsTimer = setInterval(() => void this.slotStats(), this.opts.statsMs ?? 5000);
     this.statsTimer.unref();
+    // Our position on a timer as well: while the socket is paused for backpressure the server's
+    // keepalive requests go unread, and it would end the stream after wal_sender_timeout.
+    this.statusTimer = setInterval(() => this.isStreaming() && this.sendStatus(this.lastAcked), STATUS_INTERVAL_MS);
+    this.statusTimer.unref();
     void this.slotStats();
   }
 
@@ -94,8 +111,10 @@ export class Relay {
     this.stopping = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
     this.wake?.();
-    await this.inflight;
+    // Publish and acknowledge what was read before the stream ends: acks after stop() are lost.
+    await Promise.allSettled(this.pipeline.map((e) => e.published));
     await this.service?.stop().catch(() => {});
     await this.loop;
     this.setState('stopped');
@@ -153,6 +172,8 @@ export class Relay {
     this.setState('connecting');
     this.failed = null;
     this.assembler = new TransactionAssembler();
+    this.pipeline = [];
+    this.metrics.relayPipelineDepth.set(0);
     const service = new LogicalReplicationService(
       // Bounded connect, and TCP keepalive so a dead database host is noticed without waiting for the OS default.
       { connectionString: this.opts.databaseUrl, application_name: 'walcast-relay', connectionTimeoutMillis: 10_000, keepAlive: true },
@@ -165,7 +186,7 @@ export class Relay {
       this.setState('streaming');
       this.log.info('streaming', { slot: this.opts.slot, from: formatLsn(this.lastAcked) });
     });
-    service.on('data', (_lsn: string, msg: Pgoutput.Message) => (this.inflight = this.onData(msg)));
+    service.on('data', (_lsn: string, msg: Pgoutput.Message) => this.onData(msg));
     service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
       // The server asks for a reply: report what we have really published, never what we merely received.
       if (shouldRespond) this.sendStatus(this.lastAcked);
@@ -177,39 +198,67 @@ export class Relay {
     if (this.failed) throw this.failed;
   }
 
-  private async onData(msg: Pgoutput.Message): Promise<void> {
+  /** One decoded WAL message. Returns a promise (the library then waits) only to apply backpressure. */
+  private onData(msg: Pgoutput.Message): Promise<void> | void {
     if (this.failed || this.stopping) return;
     const d = this.assembler.push(msg);
-    if (d.kind === 'commit') {
-      if (d.events.length > 0) {
-        try {
-          await this.bus.publish(d.events);
-        } catch (e) {
-          this.fail(e as Error);
-          return;
-        }
-        this.metrics.relayTransactions.inc();
+    switch (d.kind) {
+      case 'commit': {
+        const lsn = parseLsn(d.endLsn);
+        if (d.events.length === 0) return this.enqueue(lsn, null);
         const first = d.events[0];
-        if (first?.kind === 'message' && first.committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - first.committedAt) / 1000);
-        for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
+        const committedAt = first?.kind === 'message' ? first.committedAt : undefined;
+        return this.enqueue(lsn, () =>
+          this.bus.publish(d.events).then(() => {
+            this.metrics.relayTransactions.inc();
+            if (committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - committedAt) / 1000);
+            for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
+          }),
+        );
       }
-      this.acknowledge(parseLsn(d.endLsn));
-    } else if (d.kind === 'resync') {
-      this.log.warn('slot was (re)created: asking every gateway to re-sync from the database', { epoch: d.epoch });
-      try {
-        await this.bus.publish([{ kind: 'resync', epoch: d.epoch }]);
-      } catch (e) {
-        this.fail(e as Error);
-        return;
-      }
-      if (!this.assembler.inTransaction) this.acknowledge(parseLsn(d.lsn));
-    } else if (d.kind === 'heartbeat') {
-      this.metrics.relayLagSeconds.set(Math.max(0, Date.now() - d.sentAt) / 1000);
-      // Only whole transactions reach us (proto 1), so between them everything earlier has
-      // been published: moving past the heartbeat keeps the slot from pinning WAL while
-      // walcast's tables are idle.
-      if (!this.assembler.inTransaction) this.acknowledge(parseLsn(d.lsn));
+      case 'resync':
+        this.log.warn('slot was (re)created: asking every gateway to re-sync from the database', { epoch: d.epoch });
+        return this.enqueue(parseLsn(d.lsn), () => this.bus.publish([{ kind: 'resync', epoch: d.epoch }]));
+      case 'heartbeat':
+        this.metrics.relayLagSeconds.set(Math.max(0, Date.now() - d.sentAt) / 1000);
+        // Only whole transactions reach us (proto 1): once everything read before the heartbeat
+        // is published, moving past it keeps the slot from pinning WAL while walcast is idle.
+        return this.enqueue(parseLsn(d.lsn), null);
     }
+  }
+
+  /**
+   * Starts `publish` (or, without one, just marks the LSN) behind everything read before it;
+   * acknowledges as far as every earlier publish has succeeded. Waits only when the pipeline
+   * is full.
+   */
+  private enqueue(lsn: Lsn, publish: (() => Promise<void>) | null): Promise<void> | void {
+    if (!publish && this.pipeline.length === 0) return this.acknowledge(lsn);
+    const entry = { lsn, done: publish === null, published: Promise.resolve() };
+    if (publish) {
+      const pipeline = this.pipeline; // a restarted stream has a new one: late results of this one are ignored
+      entry.published = publish().then(
+        () => {
+          entry.done = true;
+          if (this.pipeline === pipeline) this.advance();
+        },
+        (e: unknown) => {
+          if (this.pipeline === pipeline) this.fail(e as Error);
+        },
+      );
+    }
+    this.pipeline.push(entry);
+    this.metrics.relayPipelineDepth.set(this.pipeline.length);
+    if (this.pipeline.length >= PIPELINE_DEPTH) return this.pipeline[0]!.published;
+  }
+
+  /** Acknowledges the longest published prefix of the pipeline. */
+  private advance(): void {
+    if (this.failed) return;
+    let acked: Lsn | null = null;
+    while (this.pipeline[0]?.done) acked = this.pipeline.shift()!.lsn;
+    this.metrics.relayPipelineDepth.set(this.pipeline.length);
+    if (acked !== null) this.acknowledge(acked);
   }
 
   private acknowledge(lsn: Lsn): void {

@@ -1,0 +1,310 @@
+// Group commit for chat.postMessage. Posts wait in per-channel queues; a lane (one database
+// connection) takes the waiting posts of channels that no other lane is writing, up to
+// `batchMax`, and stores them in ONE transaction: one WAL flush for the whole batch instead of
+// one per post. There is no timer: a lone post goes at once, and batches grow only because posts
+// arrive while earlier transactions are committing.
+//
+// The contract holds unchanged:
+//  - seq: the transaction locks its channels' rows (in id order, so batches never deadlock),
+//    and gives each channel's accepted posts consecutive seqs after `last_seq`, in arrival
+//    order. A channel is in at most one lane's transaction at a time (and another API process
+//    waits on the row lock), so commit order is seq order and there are no gaps.
+//  - durability: a post is answered only after its batch committed.
+//  - per-post outcomes: a non-member, an unknown channel or a retry of an earlier client_msg_id
+//    (answered with the first message) never fails its batch-mates and never takes a seq; two
+//    copies of one client_msg_id in the queue become one row, both callers get it.
+//  - an unexpected failure of a batch is retried post by post, so only the post that causes it
+//    fails.
+import type { Pool, PoolClient } from 'pg';
+import { WalcastError, isUnavailable } from '../errors.js';
+import { newMessageId } from './ids.js';
+import { MESSAGE_COLUMNS, toMessage, type Message, type MessageRow } from './model.js';
+
+export interface PostInput {
+  channel: string;
+  user: string;
+  text: string;
+  clientMsgId: string | null;
+}
+
+export interface PostResult {
+  message: Message;
+  /** False when this was a retry answered with the message stored the first time. */
+  created: boolean;
+}
+
+/**
+ * The write path's one extension point. walcast itself sets none; the benchmarks wire in the
+ * designs walcast replaces (publish before or after COMMIT, a slow commit) through it.
+ */
+export interface WriteHooks {
+  /** Inside the transaction, after the rows are written, before COMMIT; a throw rolls the batch back. */
+  beforeCommit?(stored: readonly Message[]): Promise<void>;
+  /** After COMMIT, before the callers are answered. */
+  afterCommit?(stored: readonly Message[]): Promise<void>;
+}
+
+/** Where the writer reports what it does (wired to /metrics). */
+export interface WriterObserver {
+  batch(size: number, seconds: number): void;
+  queued(depth: number): void;
+}
+
+export interface WriterOptions {
+  /** Transactions in flight at once (database connections the writer uses). */
+  lanes: number;
+  /** Posts per transaction at most. */
+  batchMax: number;
+  hooks?: WriteHooks;
+  observer?: WriterObserver;
+}
+
+interface Waiter {
+  resolve(r: PostResult): void;
+  reject(e: unknown): void;
+}
+
+interface Pending {
+  input: PostInput;
+  id: string;
+  waiters: Waiter[];
+  /** Set after its batch failed for an unexpected reason: it is retried in a batch of its own. */
+  alone: boolean;
+}
+
+// Lock the batch's channels in a fixed order; the rows that come back are the channels that exist.
+const LOCK_SQL = `SELECT id FROM channels WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
+
+// Runs after LOCK_SQL, so its snapshot sees every commit up to the locks (READ COMMITTED).
+const BATCH_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[])
+      AS i(ord, channel_id, user_id, text, client_msg_id, id)
+  ), judged AS (
+    SELECT i.*,
+           EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = i.channel_id AND m.user_id = i.user_id) AS member,
+           e.id AS existing_id
+      FROM input i
+      LEFT JOIN messages e ON e.channel_id = i.channel_id AND e.user_id = i.user_id AND e.client_msg_id = i.client_msg_id
+  ), fresh AS (
+    SELECT j.ord, j.channel_id, j.user_id, j.text, j.client_msg_id, j.id,
+           c.last_seq + row_number() OVER (PARTITION BY j.channel_id ORDER BY j.ord) AS seq
+      FROM judged j JOIN channels c ON c.id = j.channel_id
+     WHERE j.member AND j.existing_id IS NULL
+  ), inserted AS (
+    INSERT INTO messages (channel_id, seq, id, user_id, text, client_msg_id)
+    SELECT channel_id, seq, id, user_id, text, client_msg_id FROM fresh
+    RETURNING ${MESSAGE_COLUMNS}
+  ), bumped AS (
+    UPDATE channels c SET last_seq = f.last
+      FROM (SELECT channel_id, max(seq) AS last FROM fresh GROUP BY channel_id) f
+     WHERE c.id = f.channel_id
+  )
+  SELECT f.ord, 'stored' AS outcome, m.* FROM inserted m JOIN fresh f ON f.id = m.id
+  UNION ALL
+  SELECT j.ord, 'retry', ${MESSAGE_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
+    FROM judged j JOIN messages e ON e.id = j.existing_id WHERE j.member
+  UNION ALL
+  SELECT j.ord, 'not_member', NULL, NULL, NULL::bigint, NULL, NULL, NULL, NULL::timestamptz FROM judged j WHERE NOT j.member`;
+
+type BatchRow = MessageRow & { ord: number; outcome: 'stored' | 'retry' | 'not_member' };
+
+export class MessageWriter {
+  /** Waiting posts per channel, in arrival order. */
+  private readonly queues = new Map<string, Pending[]>();
+  /** Channels with waiting posts that no lane is writing, in the order they became ready. */
+  private readonly ready = new Set<string>();
+  /** Channels in a transaction right now. */
+  private readonly busy = new Set<string>();
+  private depth = 0;
+  private lanes = 0;
+  private pumping = false;
+  private closed = false;
+  private drained: (() => void) | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly o: WriterOptions,
+  ) {}
+
+  /** Stores a message (or finds the one a retry refers to); resolves once its batch committed. */
+  post(input: PostInput): Promise<PostResult> {
+    if (this.closed) return Promise.reject(new WalcastError('unavailable', 'shutting down; retry', { retryAfterMs: 1000 }));
+    return new Promise((resolve, reject) => {
+      let q = this.queues.get(input.channel);
+      if (!q) this.queues.set(input.channel, (q = []));
+      const twin = input.clientMsgId === null ? undefined : q.find((p) => p.input.user === input.user && p.input.clientMsgId === input.clientMsgId);
+      if (twin) twin.waiters.push({ resolve, reject });
+      else {
+        q.push({ input, id: newMessageId(), waiters: [{ resolve, reject }], alone: false });
+        this.setDepth(this.depth + 1);
+      }
+      if (!this.busy.has(input.channel)) this.ready.add(input.channel);
+      this.schedule();
+    });
+  }
+
+  /** Posts waiting for a lane. */
+  get queueDepth(): number {
+    return this.depth;
+  }
+
+  /** Stops taking posts and waits for the batches in flight (and the queue) to finish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.lanes === 0 && this.depth === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  private setDepth(n: number): void {
+    this.depth = n;
+    this.o.observer?.queued(n);
+  }
+
+  // Posts enqueued in the same synchronous run share the first batch.
+  private schedule(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    queueMicrotask(() => {
+      this.pumping = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.lanes < this.o.lanes && this.ready.size > 0) {
+      const batch = this.take();
+      if (batch.length === 0) break;
+      this.lanes++;
+      void this.run(batch).finally(() => {
+        this.lanes--;
+        for (const c of new Set(batch.map((p) => p.input.channel))) {
+          this.busy.delete(c);
+          if (this.queues.get(c)?.length) this.ready.add(c);
+        }
+        if (this.ready.size > 0) this.pump();
+        else if (this.lanes === 0 && this.depth === 0) this.drained?.();
+      });
+    }
+  }
+
+  /** The next batch: whole channel queues in ready order, up to batchMax posts. */
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    for (const channel of this.ready) {
+      const q = this.queues.get(channel)!;
+      // A post whose batch failed goes in a batch of its own.
+      if (q[0]!.alone) {
+        if (batch.length > 0) continue;
+        this.claim(channel, q, 1, batch);
+        break;
+      }
+      let n = 0;
+      while (n < q.length && !q[n]!.alone && batch.length + n < this.o.batchMax) n++;
+      if (n === 0) break;
+      this.claim(channel, q, n, batch);
+      if (batch.length >= this.o.batchMax) break;
+    }
+    this.setDepth(this.depth - batch.length);
+    return batch;
+  }
+
+  private claim(channel: string, q: Pending[], n: number, into: Pending[]): void {
+    into.push(...q.splice(0, n));
+    if (q.length === 0) this.queues.delete(channel);
+    this.ready.delete(channel);
+    this.busy.add(channel);
+  }
+
+  private async run(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    let results: Map<Pending, PostResult | WalcastError>;
+    const progress = { committing: false };
+    try {
+      results = await this.transaction(batch, progress);
+    } catch (e) {
+      // Rolled back for a reason other than the database going away: something in this batch
+      // breaks it. Retry each post alone, so only that one fails. (Never once COMMIT was sent:
+      // the outcome is unknown then, and the callers retry with their client_msg_id.)
+      if (batch.length > 1 && !progress.committing && !isUnavailable(e)) {
+        for (const p of batch) p.alone = true;
+        this.requeue(batch);
+        return;
+      }
+      for (const p of batch) for (const w of p.waiters) w.reject(e);
+      return;
+    }
+    this.o.observer?.batch(batch.length, (performance.now() - started) / 1000);
+    for (const p of batch) {
+      const r = results.get(p)!;
+      for (const w of p.waiters) (r instanceof WalcastError ? w.reject(r) : w.resolve(r));
+    }
+  }
+
+  /** Back to the front of their channel queues, in their order. */
+  private requeue(batch: Pending[]): void {
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const p = batch[i]!;
+      let q = this.queues.get(p.input.channel);
+      if (!q) this.queues.set(p.input.channel, (q = []));
+      q.unshift(p);
+    }
+    this.setDepth(this.depth + batch.length);
+  }
+
+  private async transaction(batch: Pending[], progress: { committing: boolean }): Promise<Map<Pending, PostResult | WalcastError>> {
+    const out = new Map<Pending, PostResult | WalcastError>();
+    const client = await this.pool.connect();
+    let ok = false;
+    try {
+      await client.query('BEGIN');
+      const channels = [...new Set(batch.map((p) => p.input.channel))];
+      const { rows: found } = await client.query<{ id: string }>(LOCK_SQL, [channels]);
+      const exists = new Set(found.map((r) => r.id));
+      const live: Pending[] = [];
+      for (const p of batch) {
+        if (exists.has(p.input.channel)) live.push(p);
+        else out.set(p, new WalcastError('channel_not_found'));
+      }
+      const stored: Message[] = [];
+      if (live.length > 0) {
+        const rows = await this.write(client, live);
+        for (const r of rows) {
+          const p = live[r.ord]!;
+          if (r.outcome === 'not_member') out.set(p, new WalcastError('not_in_channel'));
+          else {
+            const message = toMessage(r);
+            out.set(p, { message, created: r.outcome === 'stored' });
+            if (r.outcome === 'stored') stored.push(message);
+          }
+        }
+      }
+      if (stored.length > 0) await this.o.hooks?.beforeCommit?.(stored);
+      progress.committing = true;
+      await client.query('COMMIT');
+      ok = true;
+      // Stored for good whatever the hook does: its failure is its own business.
+      if (stored.length > 0) await this.o.hooks?.afterCommit?.(stored)?.catch(() => {});
+      return out;
+    } finally {
+      // A connection whose ROLLBACK failed is discarded rather than returned to the pool.
+      const broken = !ok && (await client.query('ROLLBACK').then(() => false, () => true));
+      client.release(broken);
+    }
+  }
+
+  private async write(client: PoolClient, live: Pending[]): Promise<BatchRow[]> {
+    const cols: [number[], string[], string[], string[], (string | null)[], string[]] = [[], [], [], [], [], []];
+    live.forEach((p, i) => {
+      cols[0].push(i);
+      cols[1].push(p.input.channel);
+      cols[2].push(p.input.user);
+      cols[3].push(p.input.text);
+      cols[4].push(p.input.clientMsgId);
+      cols[5].push(p.id);
+    });
+    const { rows } = await client.query<BatchRow>(BATCH_SQL, cols);
+    if (rows.length !== live.length) throw new Error(`batch answered ${rows.length} outcomes for ${live.length} posts`);
+    return rows;
+  }
+}
