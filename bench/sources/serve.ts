@@ -8,22 +8,25 @@
 //  - api: walcast's api role (startNode) with the source's write hooks (bench/sources/direct.ts):
 //    direct publishes after COMMIT, direct-in-tx before it, and the commit delay slows any source.
 //  - relay, notify: the LISTEN/NOTIFY listener (bench/sources/notify.ts; the bench installs the
-//    trigger), publishing to the bus, with /healthz and /readyz on PORT.
+//    trigger), publishing to the bus, with walcast's /healthz, /readyz (database, listener, bus)
+//    and /metrics on PORT.
 //  - relay, direct and direct-in-tx: nothing to relay (the api publishes); an idle process that
 //    answers /healthz and /readyz, so every stack has the same shape.
 //  - relay, cdc: not here; that is walcast itself (bin/walcast.js relay).
 // SIGTERM and SIGINT stop it gracefully (exit 0; 1 past WALCAST_SHUTDOWN_TIMEOUT_MS).
-import http from 'node:http';
-import type net from 'node:net';
 import { startNode } from '../../src/app/node.js';
+import { mountOps, type ReadinessCheck } from '../../src/app/ops.js';
 import { resolveSecret } from '../../src/auth/tokens.js';
 import { createBus, type Bus } from '../../src/bus/index.js';
 import { Channels } from '../../src/chat/channels.js';
 import { Messages } from '../../src/chat/messages.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createPool } from '../../src/db/pool.js';
+import { WalcastError } from '../../src/errors.js';
+import { sendError, track } from '../../src/http/respond.js';
+import { loadUws, type us_listen_socket } from '../../src/http/uws.js';
 import { createLogger, type Logger } from '../../src/log.js';
-import { PATHS } from '../../src/protocol.js';
+import { createMetrics } from '../../src/metrics.js';
 import { writeHooks } from './direct.js';
 import { ENV, isSource, SOURCES, type BenchDelays, type Source } from './index.js';
 import { NotifyListener } from './notify.js';
@@ -66,35 +69,34 @@ async function start(role: string, source: Source, delays: BenchDelays, config: 
   if (role !== 'relay') throw new Error(USAGE);
   if (source === 'cdc') throw new Error('the cdc relay is walcast itself: run `bin/walcast.js relay`');
 
-  let ready: () => Promise<boolean> = async () => true;
+  // walcast's own /healthz, /readyz and /metrics (src/app/ops.ts), on uWS as in every role.
+  const checks: Record<string, ReadinessCheck> = {};
   let stop = async () => {};
   if (source === 'notify') {
     const pool = createPool(databaseUrl, Math.min(config.pgPoolMax, 2), 'walcast-notify');
     const bus = await createBus(config, log);
     const listener = new NotifyListener(databaseUrl, new Messages(pool, new Channels(pool)), bus, log.child({ role: 'relay', source }));
     listener.start();
-    ready = async () => listener.isListening() && bus.isUp() && (await pool.query('SELECT 1').then(() => true, () => false));
+    checks.database = async () => (await pool.query('SELECT 1')).rowCount === 1;
+    checks.relay = () => listener.isListening();
+    checks.bus = () => bus.isUp();
     stop = async () => {
       await listener.stop();
       await bus.close().catch(() => {});
       await pool.end().catch(() => {});
     };
   }
-  const server = http.createServer((req, res) => {
-    const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (req.url === PATHS.healthz) return json(200, { ok: true, role: 'relay', source });
-    if (req.url === PATHS.readyz) return void ready().then((ok) => json(ok ? 200 : 503, { ok, role: 'relay', source }));
-    json(404, { ok: false, error: 'unknown_method' });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, resolve);
-  });
-  log.info('bench relay running', { port: (server.address() as net.AddressInfo).port, source });
+  const uws = loadUws(config.allowUwsFallback);
+  const app = uws.App();
+  mountOps(app, createMetrics(), checks, 'relay');
+  app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>
+    app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)))),
+  );
+  log.info('bench relay running', { port: uws.us_socket_local_port(listenSocket), source });
   return {
     close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      uws.us_listen_socket_close(listenSocket);
       await stop();
     },
   };
