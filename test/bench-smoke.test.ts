@@ -21,13 +21,15 @@ const run = (args: string[]) => promisify(execFile)(process.execPath, ['--import
 const bench = (args: string[]) => run(['--quick', '--out', out, ...args]);
 
 t.test('the command line: every scenario listed, each with its usage', async (t) => {
-  const { stdout } = await run(['--help']);
-  const names = ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node'];
-  for (const n of names) t.match(stdout, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
-  const storm = (await run(['storm', '--help'])).stdout;
+  const [list, storm, bad] = await Promise.all([
+    run(['--help']).then((r) => r.stdout),
+    run(['storm', '--help']).then((r) => r.stdout),
+    run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
+  ]);
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node'])
+    t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);
-  const bad = await run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e);
   t.equal(bad?.code, 2, 'an unknown flag exits 2');
   t.match(bad?.stderr, /latency has no flag --no-such-flag/);
 });
