@@ -51,7 +51,7 @@ t.test('every scenario, quick, cdc', async (t) => {
 
   const [race] = raw.race;
   t.ok(race.getChecks > 0, 'race: getMessage on every frame');
-  t.equal(race.ghosts, 0, 'race: cdc has no ghost');
+  t.equal(race.ghosts, 0, `race: cdc has no ghost (${race.ghosts} of ${race.getChecks}; found by a read ${race.commitDelayMs + 500} ms later: ${race.ghostsCommittedLater})`);
 
   t.equal(raw.faults.length, 3, 'faults: broker, relay, api');
   for (const f of raw.faults) {
