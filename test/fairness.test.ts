@@ -1,10 +1,10 @@
 // A hot channel must not starve a quiet one on the same gateway: the quiet channel's POST →
 // frame latency while a hot channel with many subscribers is flooded, with the fan-out budget
 // on (default), compared with no flood. Real processes (api, relay, gateway, redis-server,
-// PostgreSQL); bench/hot-channel-fairness.ts runs it bigger and also with the budget off.
+// PostgreSQL); `npm run bench -- fairness` runs it bigger and also with the budget off.
 import t from 'tap';
-import { formatFairness, runFairness } from '../bench/hot-channel-fairness.js';
-import { percentiles } from '../bench/report.js';
+import { formatFairness, runFairness } from '../harness/load/fairness.js';
+import { percentiles } from '../harness/load/format.js';
 
 const HOT = 1000;
 const SECONDS = 5;

@@ -1,9 +1,9 @@
 // A reconnect storm in CI: 2000 SDK clients (in a separate client process) on gateway A; A is
 // killed with SIGKILL while messages flow and every client returns to gateway B at once.
 // B must serve them with a few coalesced queries, not one per client, and every client must
-// deliver every message of its channel exactly once, in order. bench/storm.ts runs it bigger.
+// deliver every message of its channel exactly once, in order. `npm run bench -- storm` runs it bigger.
 import t from 'tap';
-import { formatStorm, runStorm } from '../bench/storm.js';
+import { formatStorm, runStorm } from '../harness/load/storm.js';
 
 const CLIENTS = 2000;
 const CHANNELS = 5;

@@ -1,8 +1,12 @@
-// The report: markdown tables and an SVG percentile chart drawn by hand.
+// The report's parts: markdown tables and an SVG percentile chart drawn by hand (bench/lib/report.ts
+// puts them together).
 import { Hist } from './hist.js';
-import { table } from '../report.js';
-import type { FanoutRun, FaultRow, IngestRow, LatencyRow, RaceRow } from '../scenarios.js';
-import { FAULTS } from '../scenarios.js';
+import { table } from '../../harness/load/format.js';
+import type { FanoutRun } from '../scenarios/fanout.js';
+import { FAULTS, type FaultRow } from '../scenarios/faults.js';
+import type { IngestRow } from '../scenarios/ingest.js';
+import type { LatencyRow } from '../scenarios/latency.js';
+import type { RaceRow } from '../scenarios/race.js';
 
 export const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const cpuText = (c: Record<string, number>) =>

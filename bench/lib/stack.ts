@@ -1,38 +1,26 @@
-// The systems under test, built from scripts/topology.ts's parts: one embedded PostgreSQL for
-// the whole run (migrated once), and per source a fresh stack of redis-server, an api, relay(s)
-// and two gateways as separate processes, started in parallel. Also the Socket.IO peer.
+// The systems under test, from harness/'s parts: the run's one PostgreSQL (harness/postgres.ts),
+// and per source a fresh stack of redis-server, an api, relay(s) and two gateways as separate
+// processes, started in parallel (harness/redis.ts, harness/roles.ts). Gateways, and the cdc
+// relay, are walcast itself (bin/walcast.js); the comparison sources' api and relay run
+// bench/sources/serve.ts, and so does the cdc api when the bench slows its commits. Also the
+// Socket.IO peer.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startRedis, startRole, track, waitUntilUp, type Proc, type RedisProc, type RoleProc } from '../../scripts/topology.js';
+import { startPostgres, type Postgres } from '../../harness/postgres.js';
+import type { PidGroups } from '../../harness/proc-stats.js';
+import { track, waitUntilUp, type Proc } from '../../harness/process.js';
+import { startRedis, type RedisProc } from '../../harness/redis.js';
+import { startRole, type RoleProc } from '../../harness/roles.js';
+import { apiCaller } from '../../harness/load/api.js';
 import { Tokens } from '../../src/auth/tokens.js';
-import type { Source } from '../../src/config.js';
-import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createLogger } from '../../src/log.js';
-import { postmasterPid, withDescendants, type PidGroups } from './cpu.js';
+import { freePort } from '../../src/db/embedded.js';
+import { PATHS } from '../../src/protocol.js';
+import { sourceEnv, type BenchDelays, type Source } from '../sources/index.js';
+import { installNotify, removeNotify } from '../sources/notify.js';
 
-export interface Db extends EmbeddedDatabase {
-  pids(): number[];
-}
-
-export async function startDb(): Promise<Db> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
-  const db = await startEmbeddedPostgres(dir, createLogger('error'));
-  await migrate(db.url);
-  const postmaster = postmasterPid(db.port);
-  return {
-    ...db,
-    pids: () => (postmaster ? withDescendants(postmaster) : []),
-    stop: async () => {
-      await db.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+/** The run's database: one embedded PostgreSQL, migrated, removed at the end. */
+export const startDb = (): Promise<Postgres> => startPostgres({ logLevel: 'error' });
 
 /** Settings every benchmark stack runs with: the fair-use limits of the API and gateways are off (one bench user posts everything). */
 export const BENCH_ENV: Record<string, string> = {
@@ -44,55 +32,59 @@ export const BENCH_ENV: Record<string, string> = {
   WALCAST_WS_MAX_CONNECTIONS: '0',
 };
 
+const SERVE = ['--import=tsx', fileURLToPath(new URL('../sources/serve.ts', import.meta.url))];
+
 export interface Stack {
   source: Source;
-  env: Record<string, string>;
   redis: RedisProc;
   api: RoleProc;
   relays: RoleProc[];
   gateways: RoleProc[];
   token: string;
   wsUrls(): string[];
-  cpuGroups(db: Db): PidGroups;
-  /** Restart the api with extra environment (bench knobs). */
-  restartApi(extra: Record<string, string>): Promise<void>;
+  cpuGroups(db: Postgres): PidGroups;
   close(): Promise<void>;
 }
 
-export async function startStack(db: Db, source: Source, o: { relays?: number; gateways?: number; env?: Record<string, string> } = {}): Promise<Stack> {
+export interface StackOptions extends BenchDelays {
+  relays?: number;
+  gateways?: number;
+}
+
+export async function startStack(db: Postgres, source: Source, o: StackOptions = {}): Promise<Stack> {
+  // The notify trigger exists only while a notify stack runs (NOTIFY's commit lock would tax
+  // every other source's writes).
+  await (source === 'notify' ? installNotify(db.url) : removeNotify(db.url));
   const redis = await startRedis();
   const secret = 'bench-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
-  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret, WALCAST_SOURCE: source, ...o.env };
-  // All in parallel. A relay is live (/healthz) only after it created the notify trigger
-  // (source=notify) or dropped a left-over one, so nothing is posted before that.
+  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret };
+  const benchEnv = { ...env, ...sourceEnv(source, o) };
+  const apiServe = source !== 'cdc' || Boolean(o.commitDelayMs || o.publishDelayMs);
+  const nRelays = o.relays ?? 1;
+  // All in parallel; a relay is live (/healthz) before anything is posted.
   const [api, ...rest] = await Promise.all([
-    startRole('api', env),
-    ...Array.from({ length: o.relays ?? 1 }, (_, i) => startRole('relay', env, undefined, i + 1)),
-    ...Array.from({ length: o.gateways ?? 2 }, (_, i) => startRole('gateway', env, undefined, i + 1)),
+    apiServe ? startRole('api', benchEnv, { command: SERVE }) : startRole('api', env),
+    ...Array.from({ length: nRelays }, (_, i) =>
+      source === 'cdc' ? startRole('relay', env, { index: i + 1 }) : startRole('relay', benchEnv, { index: i + 1, command: SERVE }),
+    ),
+    ...Array.from({ length: o.gateways ?? 2 }, (_, i) => startRole('gateway', env, { index: i + 1 })),
   ]);
-  const relays = rest.slice(0, o.relays ?? 1);
-  const gateways = rest.slice(o.relays ?? 1);
   const token = await new Tokens(secret).sign('bench', 24 * 3600);
   const stack: Stack = {
     source,
-    env,
     redis,
     api: api!,
-    relays,
-    gateways,
+    relays: rest.slice(0, nRelays),
+    gateways: rest.slice(nRelays),
     token,
-    wsUrls: () => stack.gateways.map((g) => `ws://127.0.0.1:${g.port}/v1/ws`),
+    wsUrls: () => stack.gateways.map((g) => `ws://127.0.0.1:${g.port}${PATHS.ws}`),
     cpuGroups: (d) => ({
-      api: () => pids(stack.api),
-      relay: () => stack.relays.flatMap(pids),
-      gateways: () => stack.gateways.flatMap(pids),
-      redis: () => pids(stack.redis),
+      api: () => stack.api.pids(),
+      relay: () => stack.relays.flatMap((r) => r.pids()),
+      gateways: () => stack.gateways.flatMap((g) => g.pids()),
+      redis: () => stack.redis.pids(),
       postgres: () => d.pids(),
     }),
-    restartApi: async (extra) => {
-      await stack.api.kill('SIGTERM');
-      stack.api = await startRole('api', { ...env, ...extra }, stack.api.port);
-    },
     close: async () => {
       await Promise.all([stack.api, ...stack.gateways, ...stack.relays].map((p) => p.kill('SIGTERM')));
       await stack.redis.kill('SIGTERM');
@@ -101,32 +93,22 @@ export async function startStack(db: Db, source: Source, o: { relays?: number; g
       await c.connect();
       try {
         await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active`);
-        await c.query('DROP TRIGGER IF EXISTS walcast_notify_message ON messages');
       } finally {
         await c.end();
       }
+      await removeNotify(db.url);
     },
   };
   return stack;
 }
 
-const pids = (p: Proc) => (p.child.pid && p.child.exitCode === null && p.child.signalCode === null ? [p.child.pid] : []);
-
-/** An API client for setup calls (create channels) outside the measured path. */
-export async function call(apiUrl: string, token: string, method: string, body: unknown): Promise<any> {
-  const r = await fetch(`${apiUrl}/v1/${method}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const json = (await r.json()) as any;
-  if (!json.ok) throw new Error(`${method}: ${r.status} ${JSON.stringify(json)}`);
-  return json;
-}
+/** The URL of an API method. */
+export const methodUrl = (base: string, method: string) => `${base}${PATHS.api}${method}`;
 
 export async function createChannels(stack: Stack, prefix: string, n: number): Promise<string[]> {
+  const call = apiCaller(stack.api.url, stack.token);
   const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push((await call(stack.api.url, stack.token, 'conversations.create', { name: `${prefix}-${i}` })).channel.id);
+  for (let i = 0; i < n; i++) out.push((await call('conversations.create', { name: `${prefix}-${i}` })).channel.id);
   return out;
 }
 
@@ -140,11 +122,11 @@ export interface PeerStack {
   redis: RedisProc;
   servers: { port: number; url: string; proc: Proc }[];
   wsUrls(): string[];
-  cpuGroups(db: Db): PidGroups;
+  cpuGroups(db: Postgres): PidGroups;
   close(): Promise<void>;
 }
 
-export async function startPeer(db: Db, n = 2): Promise<PeerStack> {
+export async function startPeer(db: Postgres, n = 2): Promise<PeerStack> {
   const redis = await startRedis();
   const servers = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
@@ -164,8 +146,8 @@ export async function startPeer(db: Db, n = 2): Promise<PeerStack> {
     servers,
     wsUrls: () => servers.map((s) => `ws://127.0.0.1:${s.port}/socket.io/?EIO=4&transport=websocket`),
     cpuGroups: (d) => ({
-      'socket.io servers': () => servers.flatMap((s) => pids(s.proc)),
-      redis: () => pids(redis),
+      'socket.io servers': () => servers.flatMap((s) => s.proc.pids()),
+      redis: () => redis.pids(),
       postgres: () => d.pids(),
     }),
     close: async () => {

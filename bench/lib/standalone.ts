@@ -4,39 +4,43 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { track, waitUntilUp } from '../../harness/process.js';
+import { WALCAST_BIN } from '../../harness/roles.js';
 import { freePort } from '../../src/db/embedded.js';
-
-const BIN = fileURLToPath(new URL('../../bin/walcast.js', import.meta.url));
+import { PATHS } from '../../src/protocol.js';
 
 export interface Standalone {
   base: string;
   token: string;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 export async function startStandalone(env: Record<string, string> = {}): Promise<Standalone> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [BIN, 'start'], {
+  const child = spawn(process.execPath, [WALCAST_BIN, 'start'], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: dataDir, WALCAST_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  server.stdout!.on('data', (d) => (out += d));
-  process.on('exit', () => server.kill('SIGKILL'));
-  const stop = () => {
-    server.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-    server.kill('SIGTERM');
+  const proc = track('walcast start', port, child);
+  child.stderr!.pipe(process.stderr);
+  const kill = () => child.kill('SIGKILL');
+  process.on('exit', kill);
+  const stop = async () => {
+    process.off('exit', kill);
+    await proc.kill('SIGTERM');
+    rmSync(dataDir, { recursive: true, force: true });
   };
-  for (let i = 0; ; i++) {
-    if ((await fetch(`${base}/readyz`).then((r) => r.status).catch(() => 0)) === 200 && /demo token/.test(out)) break;
-    if (i > 600 || server.exitCode !== null) {
-      stop();
-      throw new Error('walcast did not become ready');
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitUntilUp(proc, base + PATHS.readyz);
+    const end = Date.now() + 10_000;
+    while (!/demo token/.test(proc.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const token = /demo token \(user "demo"\): (\S+)/.exec(proc.output())?.[1];
+    if (!token) throw new Error(`walcast start printed no demo token:\n${proc.output()}`);
+    return { base, token, stop };
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  return { base, token: /demo token \(user "demo"\): (\S+)/.exec(out)![1]!, stop };
 }

@@ -1,35 +1,76 @@
-// The `notify` comparison source (WALCAST_SOURCE=notify, for the benchmarks only): a trigger
-// on `messages` calls pg_notify with the row as JSON at COMMIT (function in
-// drizzle/0002_notify_function.sql), and this listener, run by the relay role, publishes each
+// The `notify` comparison source: a trigger on `messages` calls pg_notify with the row as JSON
+// at COMMIT, and this listener, run as the stack's relay (bench/sources/serve.ts), publishes each
 // notification to the bus. What it does not guarantee, by design of LISTEN/NOTIFY:
 //  - a notification sent while the listener is disconnected (restart, network blip) is gone:
 //    PostgreSQL keeps no backlog for a listener that is not connected;
 //  - two listeners both publish everything (the gateway drops the duplicates);
 //  - NOTIFY takes a global lock during COMMIT, serialising every committing transaction that
-//    notified (the ingest benchmark measures the cost), which is why the trigger exists only
-//    while a relay runs with source=notify;
+//    notified (the ingest benchmark measures the cost), which is why the function and trigger
+//    exist only while the bench runs a notify stack: installNotify creates them, removeNotify
+//    drops them (walcast's own schema never carries them);
 //  - payloads are limited to 8000 bytes: bigger rows are announced by key and read back here.
 // Messages only: kicks are not carried, so a kicked member's live subscription is not ended.
 import pg from 'pg';
-import type { Bus } from '../bus/bus.js';
-import type { Pool } from '../db/pool.js';
-import type { Logger } from '../log.js';
-import type { Messages } from '../chat/messages.js';
-import type { Message } from '../chat/model.js';
+import type { Bus } from '../../src/bus/index.js';
+import type { Messages } from '../../src/chat/messages.js';
+import type { Message } from '../../src/protocol.js';
+import type { Logger } from '../../src/log.js';
 
 export const NOTIFY_CHANNEL = 'walcast_messages';
+const FUNCTION = 'walcast_notify_message';
 const TRIGGER = 'walcast_notify_message';
 
-/** Creates the trigger (source=notify) or makes sure it is gone (any other source). */
-export async function setNotifyTrigger(pool: Pool, enabled: boolean): Promise<void> {
-  if (enabled) {
-    // CREATE OR REPLACE TRIGGER needs PostgreSQL 14 (the minimum walcast supports).
-    await pool.query(
-      `CREATE OR REPLACE TRIGGER ${TRIGGER} AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION walcast_notify_message()`,
-    );
-  } else {
-    await pool.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON messages`);
+// NOTIFY payloads must be shorter than 8000 bytes; pg_notify raises an error beyond, and an error
+// in an AFTER INSERT trigger rolls the INSERT back (the POST would fail). So a row whose JSON is
+// 8000 bytes or more is announced by its key only ({"channel","seq","truncated":true}) and the
+// listener reads the row from the table.
+const FUNCTION_SQL = `
+CREATE OR REPLACE FUNCTION ${FUNCTION}() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  payload text;
+BEGIN
+  payload := json_build_object(
+    'id', NEW.id,
+    'channel', NEW.channel_id,
+    'seq', NEW.seq,
+    'user', NEW.user_id,
+    'text', NEW.text,
+    'client_msg_id', NEW.client_msg_id,
+    'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+  )::text;
+  IF octet_length(payload) >= 8000 THEN
+    payload := json_build_object('channel', NEW.channel_id, 'seq', NEW.seq, 'truncated', true)::text;
+  END IF;
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', payload);
+  RETURN NULL;
+END
+$$`;
+
+async function withClient(databaseUrl: string, fn: (c: pg.Client) => Promise<void>): Promise<void> {
+  const c = new pg.Client({ connectionString: databaseUrl, application_name: 'walcast-bench' });
+  await c.connect();
+  try {
+    await fn(c);
+  } finally {
+    await c.end();
   }
+}
+
+/** Creates the trigger function and the trigger (CREATE OR REPLACE TRIGGER: PostgreSQL 14+). */
+export function installNotify(databaseUrl: string): Promise<void> {
+  return withClient(databaseUrl, async (c) => {
+    await c.query(FUNCTION_SQL);
+    await c.query(`CREATE OR REPLACE TRIGGER ${TRIGGER} AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${FUNCTION}()`);
+  });
+}
+
+/** Drops the trigger and its function, if there: the database is as walcast's migrations left it. */
+export function removeNotify(databaseUrl: string): Promise<void> {
+  return withClient(databaseUrl, async (c) => {
+    await c.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON messages`);
+    await c.query(`DROP FUNCTION IF EXISTS ${FUNCTION}()`);
+  });
 }
 
 type Payload = Message | { channel: string; seq: number; truncated: true };
