@@ -4,6 +4,9 @@ import type { WebSocket } from '../http/uws.js';
 import { CLOSE } from '../protocol.js';
 import type { Subscription } from './subscription.js';
 
+/** How often a socket waiting for drain is re-checked, in case uWS emits no drain event. */
+const DRAIN_CHECK_MS = 250;
+
 export interface SocketData {
   conn: Connection;
 }
@@ -12,7 +15,10 @@ export class Connection {
   closed = false;
   readonly subs = new Map<string, Subscription>();
   private ws: WebSocket<SocketData> | null = null;
-  private drainWaiters: (() => void)[] = [];
+  /** Catch-ups waiting for the buffer to drain (allocated only while someone waits). */
+  private drainWaiters: { bytes: number; resolve: () => void }[] | null = null;
+  private drainTimer: NodeJS.Timeout | null = null;
+  private releasing = false;
 
   constructor(
     readonly id: number,
@@ -42,26 +48,73 @@ export class Connection {
     return !this.closed;
   }
 
-  /** Room to send a catch-up page without nearing the backpressure limit. */
-  hasRoom(): boolean {
-    return !this.closed && !!this.ws && this.ws.getBufferedAmount() < this.maxBackpressure / 2;
+  /**
+   * Whether `bytes` more may be queued now without taking the socket past the backpressure
+   * limit. uWS refuses a send only once the buffer is already over the limit, so a big frame
+   * queued near it would make the next send (even a pong) be dropped and the socket closed. An
+   * empty buffer always takes one frame, however big.
+   */
+  hasRoomFor(bytes: number): boolean {
+    if (this.closed || !this.ws) return false;
+    const buffered = this.ws.getBufferedAmount();
+    return buffered === 0 || buffered + bytes <= this.maxBackpressure;
   }
 
-  /** Bytes that may still be queued before reaching half the backpressure limit. */
+  /** Bytes that may still be queued without passing the backpressure limit. */
   room(): number {
-    return this.closed || !this.ws ? 0 : Math.max(0, this.maxBackpressure / 2 - this.ws.getBufferedAmount());
+    return this.closed || !this.ws ? 0 : Math.max(0, this.maxBackpressure - this.ws.getBufferedAmount());
   }
 
-  waitDrain(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  /** Half the limit: what a subscription keeps free for live traffic when it joins it. */
+  get headroom(): number {
+    return this.maxBackpressure / 2;
   }
 
+  /**
+   * Resolves once `bytes` more fit (hasRoomFor), or the socket closed. Waiters are released after
+   * uWS's writable dispatch has returned, never inside it: a send of 16 KiB or more made there
+   * (uSockets' writev fast path, taken when nothing is buffered and the socket has no topic)
+   * loses its writable poll when the dispatch returns, so the unsent rest would sit in the buffer
+   * with no further drain event and the socket would stall for good. A timer re-checks too,
+   * because uWS emits no drain when the buffer empties through another write.
+   */
+  waitRoomFor(bytes: number): Promise<void> {
+    if (this.closed || this.hasRoomFor(bytes)) return Promise.resolve();
+    const p = new Promise<void>((resolve) => (this.drainWaiters ??= []).push({ bytes, resolve }));
+    this.armDrainCheck();
+    return p;
+  }
+
+  /** uWS's drain handler: the socket took some of its buffer. */
   onDrain(): void {
-    if (this.ws && this.ws.getBufferedAmount() >= this.maxBackpressure / 2) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
+    if (!this.drainWaiters || this.releasing) return;
+    this.releasing = true;
+    setImmediate(() => {
+      this.releasing = false;
+      this.releaseWaiters();
+    });
+  }
+
+  private armDrainCheck(): void {
+    if (this.drainTimer) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = null;
+      this.releaseWaiters();
+      if (this.drainWaiters) this.armDrainCheck();
+    }, DRAIN_CHECK_MS);
+  }
+
+  /** Releases the waiters whose bytes fit now (all of them once the socket closed). */
+  private releaseWaiters(): void {
+    if (!this.drainWaiters) return;
+    const ready = this.drainWaiters.filter((w) => this.closed || this.hasRoomFor(w.bytes));
+    const waiting = this.drainWaiters.filter((w) => !ready.includes(w));
+    this.drainWaiters = waiting.length ? waiting : null;
+    if (!this.drainWaiters && this.drainTimer) {
+      clearTimeout(this.drainTimer);
+      this.drainTimer = null;
+    }
+    for (const w of ready) w.resolve();
   }
 
   joinTopic(topic: string): void {
@@ -82,8 +135,6 @@ export class Connection {
   markClosed(): void {
     this.closed = true;
     this.ws = null;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
+    this.releaseWaiters();
   }
 }

@@ -99,22 +99,31 @@ export class Hub {
     // Rows read but not sent yet: a page is sent in slices that fit the socket's room.
     let page: Entry[] = [];
     while (!sub.ended) {
-      if (sub.cursor === this.last) return this.goLive(sub);
+      if (sub.cursor === this.last) {
+        // Join live traffic only with room for it: a buffer filled by catch-up would make the
+        // next live burst close a client that reads perfectly well.
+        if (!sub.conn.hasRoomFor(sub.conn.headroom)) {
+          await sub.conn.waitRoomFor(sub.conn.headroom);
+          continue;
+        }
+        return this.goLive(sub);
+      }
       if (sub.cursor > this.last) {
         sub.waitAhead();
         this.ahead.add(sub);
         return;
       }
-      // Never push more than the socket can hold: a large backlog (big messages, or a small
-      // WALCAST_WS_MAX_BACKPRESSURE) would otherwise close a resuming client as a slow consumer.
-      if (!sub.conn.hasRoom()) {
-        await sub.conn.waitDrain();
-        continue;
-      }
       while (page.length > 0 && page[0]!.seq <= sub.cursor) page.shift();
       const source =
         page.length > 0 && page[0]!.seq === sub.cursor + 1 ? page : this.ring.lastSeq() === this.last ? this.ring.after(sub.cursor) : undefined;
       if (source && source.length > 0) {
+        // Never push more than the socket can hold: a large backlog (big messages, or a small
+        // WALCAST_WS_MAX_BACKPRESSURE) would otherwise close a resuming client as a slow consumer.
+        const next = Buffer.byteLength(source[0]!.frame);
+        if (!sub.conn.hasRoomFor(next)) {
+          await sub.conn.waitRoomFor(next);
+          continue;
+        }
         const slice = fit(source, sub.conn.room());
         this.deliver(sub, slice.map((e) => e.frame), slice[slice.length - 1]!.seq);
         continue;
@@ -290,10 +299,14 @@ export class Hub {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The leading entries whose frames fit in `bytes` (at least one, so progress is always made). */
+/** The leading entries whose frames fit in `bytes` (at least one: the caller checked it fits). */
 function fit(entries: readonly Entry[], bytes: number): Entry[] {
   let used = 0;
   let n = 0;
-  while (n < entries.length && (n === 0 || used + entries[n]!.frame.length <= bytes)) used += entries[n++]!.frame.length;
+  for (; n < entries.length; n++) {
+    const size = Buffer.byteLength(entries[n]!.frame);
+    if (n > 0 && used + size > bytes) break;
+    used += size;
+  }
   return entries.slice(0, n);
 }
