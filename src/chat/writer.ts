@@ -15,7 +15,7 @@
 //    copies of one client_msg_id in the queue become one row, both callers get it.
 //  - an unexpected failure of a batch is retried post by post, so only the post that causes it
 //    fails.
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { WalcastError, isUnavailable } from '../errors.js';
 import { newMessageId } from './ids.js';
 import { MESSAGE_COLUMNS, toMessage, type Message, type MessageRow } from './model.js';
@@ -72,42 +72,12 @@ interface Pending {
   alone: boolean;
 }
 
-// Lock the batch's channels in a fixed order; the rows that come back are the channels that exist.
-const LOCK_SQL = `SELECT id FROM channels WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
+// One call per batch (drizzle/0003_post_batch.sql): it locks the batch's channel rows in id order,
+// then judges and stores every post with a snapshot taken after the locks.
+const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[])`;
 
-// Runs after LOCK_SQL, so its snapshot sees every commit up to the locks (READ COMMITTED).
-const BATCH_SQL = `
-  WITH input AS (
-    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[])
-      AS i(ord, channel_id, user_id, text, client_msg_id, id)
-  ), judged AS (
-    SELECT i.*,
-           EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = i.channel_id AND m.user_id = i.user_id) AS member,
-           e.id AS existing_id
-      FROM input i
-      LEFT JOIN messages e ON e.channel_id = i.channel_id AND e.user_id = i.user_id AND e.client_msg_id = i.client_msg_id
-  ), fresh AS (
-    SELECT j.ord, j.channel_id, j.user_id, j.text, j.client_msg_id, j.id,
-           c.last_seq + row_number() OVER (PARTITION BY j.channel_id ORDER BY j.ord) AS seq
-      FROM judged j JOIN channels c ON c.id = j.channel_id
-     WHERE j.member AND j.existing_id IS NULL
-  ), inserted AS (
-    INSERT INTO messages (channel_id, seq, id, user_id, text, client_msg_id)
-    SELECT channel_id, seq, id, user_id, text, client_msg_id FROM fresh
-    RETURNING ${MESSAGE_COLUMNS}
-  ), bumped AS (
-    UPDATE channels c SET last_seq = f.last
-      FROM (SELECT channel_id, max(seq) AS last FROM fresh GROUP BY channel_id) f
-     WHERE c.id = f.channel_id
-  )
-  SELECT f.ord, 'stored' AS outcome, m.* FROM inserted m JOIN fresh f ON f.id = m.id
-  UNION ALL
-  SELECT j.ord, 'retry', ${MESSAGE_COLUMNS.split(', ').map((c) => `e.${c}`).join(', ')}
-    FROM judged j JOIN messages e ON e.id = j.existing_id WHERE j.member
-  UNION ALL
-  SELECT j.ord, 'not_member', NULL, NULL, NULL::bigint, NULL, NULL, NULL, NULL::timestamptz FROM judged j WHERE NOT j.member`;
-
-type BatchRow = MessageRow & { ord: number; outcome: 'stored' | 'retry' | 'not_member' };
+/** A stored post is known by the id chosen for it (`ord` is null); the other outcomes by `ord`. */
+type BatchRow = MessageRow & { ord: number | null; outcome: 'stored' | 'retry' | 'not_member' | 'no_channel' };
 
 export class MessageWriter {
   /** Waiting posts per channel, in arrival order. */
@@ -252,59 +222,59 @@ export class MessageWriter {
     this.setDepth(this.depth + batch.length);
   }
 
+  /**
+   * Stores a batch. Without hooks it is one autocommit call: one round trip, one WAL flush. The
+   * benchmarks' hooks need a transaction around it (BEGIN, call, hook, COMMIT).
+   */
   private async transaction(batch: Pending[], progress: { committing: boolean }): Promise<Map<Pending, PostResult | WalcastError>> {
-    const out = new Map<Pending, PostResult | WalcastError>();
+    const hooks = this.o.hooks;
+    const explicit = Boolean(hooks?.beforeCommit);
     const client = await this.pool.connect();
     let ok = false;
     try {
-      await client.query('BEGIN');
-      const channels = [...new Set(batch.map((p) => p.input.channel))];
-      const { rows: found } = await client.query<{ id: string }>(LOCK_SQL, [channels]);
-      const exists = new Set(found.map((r) => r.id));
-      const live: Pending[] = [];
-      for (const p of batch) {
-        if (exists.has(p.input.channel)) live.push(p);
-        else out.set(p, new WalcastError('channel_not_found'));
-      }
+      // In autocommit an error means the call rolled back (a lost connection is `unavailable`).
+      if (explicit) await client.query('BEGIN');
+      const { rows } = await client.query<BatchRow>(BATCH_SQL, columns(batch));
+      if (rows.length !== batch.length) throw new Error(`batch answered ${rows.length} outcomes for ${batch.length} posts`);
+      const out = new Map<Pending, PostResult | WalcastError>();
       const stored: Message[] = [];
-      if (live.length > 0) {
-        const rows = await this.write(client, live);
-        for (const r of rows) {
-          const p = live[r.ord]!;
-          if (r.outcome === 'not_member') out.set(p, new WalcastError('not_in_channel'));
-          else {
-            const message = toMessage(r);
-            out.set(p, { message, created: r.outcome === 'stored' });
-            if (r.outcome === 'stored') stored.push(message);
-          }
+      const byId = new Map(batch.map((p) => [p.id, p]));
+      for (const r of rows) {
+        const p = r.ord === null ? byId.get(r.id)! : batch[r.ord]!;
+        if (r.outcome === 'no_channel') out.set(p, new WalcastError('channel_not_found'));
+        else if (r.outcome === 'not_member') out.set(p, new WalcastError('not_in_channel'));
+        else {
+          const message = toMessage(r);
+          out.set(p, { message, created: r.outcome === 'stored' });
+          if (r.outcome === 'stored') stored.push(message);
         }
       }
-      if (stored.length > 0) await this.o.hooks?.beforeCommit?.(stored);
-      progress.committing = true;
-      await client.query('COMMIT');
+      if (explicit) {
+        if (stored.length > 0) await hooks!.beforeCommit!(stored);
+        progress.committing = true;
+        await client.query('COMMIT');
+      }
       ok = true;
       // Stored for good whatever the hook does: its failure is its own business.
-      if (stored.length > 0) await this.o.hooks?.afterCommit?.(stored)?.catch(() => {});
+      if (stored.length > 0) await hooks?.afterCommit?.(stored)?.catch(() => {});
       return out;
     } finally {
       // A connection whose ROLLBACK failed is discarded rather than returned to the pool.
-      const broken = !ok && (await client.query('ROLLBACK').then(() => false, () => true));
+      const broken = !ok && explicit && (await client.query('ROLLBACK').then(() => false, () => true));
       client.release(broken);
     }
   }
+}
 
-  private async write(client: PoolClient, live: Pending[]): Promise<BatchRow[]> {
-    const cols: [number[], string[], string[], string[], (string | null)[], string[]] = [[], [], [], [], [], []];
-    live.forEach((p, i) => {
-      cols[0].push(i);
-      cols[1].push(p.input.channel);
-      cols[2].push(p.input.user);
-      cols[3].push(p.input.text);
-      cols[4].push(p.input.clientMsgId);
-      cols[5].push(p.id);
-    });
-    const { rows } = await client.query<BatchRow>(BATCH_SQL, cols);
-    if (rows.length !== live.length) throw new Error(`batch answered ${rows.length} outcomes for ${live.length} posts`);
-    return rows;
+/** The batch as the parallel arrays walcast_post_batch takes, in arrival order. */
+function columns(batch: Pending[]): [string[], string[], string[], (string | null)[], string[]] {
+  const cols: [string[], string[], string[], (string | null)[], string[]] = [[], [], [], [], []];
+  for (const p of batch) {
+    cols[0].push(p.input.channel);
+    cols[1].push(p.input.user);
+    cols[2].push(p.input.text);
+    cols[3].push(p.input.clientMsgId);
+    cols[4].push(p.id);
   }
+  return cols;
 }
