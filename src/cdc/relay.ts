@@ -10,6 +10,9 @@
 //    our status on a timer too).
 //  - a handler that throws is reported and the queue goes on with the next message, so a failed
 //    publish must stop the stream before any later commit can be acknowledged (see fail()).
+// A transaction is published only once other sessions can see it: the walsender may send a
+// commit before the committing backend has left the running set (visibility.ts), and a frame
+// published then would be a ghost.
 // Publishes are pipelined: a transaction's events go to the bus as soon as its Commit is read,
 // without waiting for the previous publish (the bus keeps their order), and an LSN is
 // acknowledged only once every publish up to it has succeeded. The handler awaits only when
@@ -31,6 +34,7 @@ import type { Metrics } from '../metrics.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 import { createSlot, dropSlot, isLost, readSlot, slotStatus } from './slot.js';
 import { HEARTBEAT_PREFIX, TransactionAssembler } from './transactions.js';
+import { VisibilityGate } from './visibility.js';
 
 export const PUBLICATION = 'walcast';
 
@@ -63,6 +67,8 @@ export class Relay {
   /** Commits read but not yet acknowledged, in LSN order: their publish, and whether it is done. */
   private pipeline: { lsn: Lsn; done: boolean; published: Promise<void> }[] = [];
   private statusTimer: NodeJS.Timeout | null = null;
+  /** Holds each transaction back until other sessions can see it (visibility.ts). */
+  private gate: VisibilityGate | null = null;
   private stopping = false;
   private loop: Promise<void> | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -172,6 +178,8 @@ export class Relay {
     this.setState('connecting');
     this.failed = null;
     this.assembler = new TransactionAssembler();
+    this.gate?.close(new Error('replication stream restarted'));
+    this.gate = new VisibilityGate(async () => (await this.pool.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s);
     this.pipeline = [];
     this.metrics.relayPipelineDepth.set(0);
     const service = new LogicalReplicationService(
@@ -208,8 +216,9 @@ export class Relay {
         if (d.events.length === 0) return this.enqueue(lsn, null);
         const first = d.events[0];
         const committedAt = first?.kind === 'message' ? first.committedAt : undefined;
+        const gate = this.gate!;
         return this.enqueue(lsn, () =>
-          this.bus.publish(d.events).then(() => {
+          gate.visible(d.xid).then(() => this.bus.publish(d.events)).then(() => {
             this.metrics.relayTransactions.inc();
             if (committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - committedAt) / 1000);
             for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });

@@ -11,8 +11,8 @@ export const RESYNC_PREFIX = 'walcast.resync';
 
 export type Decoded =
   | { kind: 'none' }
-  /** A whole committed transaction: publish `events`, then acknowledge `endLsn`. */
-  | { kind: 'commit'; events: BusEvent[]; endLsn: string }
+  /** A whole committed transaction (`xid`): publish `events`, then acknowledge `endLsn`. */
+  | { kind: 'commit'; xid: number; events: BusEvent[]; endLsn: string }
   /** A heartbeat written by a relay: `sentAt` is its database timestamp (ms). */
   | { kind: 'heartbeat'; lsn: string; sentAt: number }
   /** The slot was (re)created: every gateway must re-read its channels from the database. */
@@ -20,6 +20,7 @@ export type Decoded =
 
 export class TransactionAssembler {
   private open: BusEvent[] | null = null;
+  private xid = 0;
 
   get inTransaction(): boolean {
     return this.open !== null;
@@ -29,6 +30,7 @@ export class TransactionAssembler {
     switch (msg.tag) {
       case 'begin':
         this.open = [];
+        this.xid = msg.xid;
         return { kind: 'none' };
       case 'insert':
         if (msg.relation.name === 'messages') {
@@ -47,7 +49,7 @@ export class TransactionAssembler {
         this.open = null;
         const committedAt = typeof msg.commitTime === 'bigint' ? Number(msg.commitTime / 1000n) : undefined;
         if (committedAt !== undefined) for (const e of events) if (e.kind === 'message') e.committedAt = committedAt;
-        return { kind: 'commit', events, endLsn: msg.commitEndLsn ?? '0/0' };
+        return { kind: 'commit', xid: this.xid, events, endLsn: msg.commitEndLsn ?? '0/0' };
       }
       case 'message':
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && msg.messageLsn) {

@@ -1,6 +1,7 @@
 // Pure logic beside the real-parts tests: the transaction assembler, the ring, frame parsing, config.
 import t from 'tap';
 import { TransactionAssembler, HEARTBEAT_PREFIX } from '../../src/cdc/transactions.js';
+import { finishedIn, fullXid, parseSnapshot } from '../../src/cdc/visibility.js';
 import { backoff } from '../../src/util/backoff.js';
 import { Ring } from '../../src/gateway/ring.js';
 import { parseClientFrame } from '../../src/gateway/frames.js';
@@ -19,6 +20,7 @@ t.test('assembler releases a transaction only at its commit', async (t) => {
   const c = a.push({ tag: 'commit', flags: 0, commitLsn: '0/20', commitEndLsn: '0/48', commitTime: 1_767_225_600_123_456n } as never);
   t.same(c, {
     kind: 'commit',
+    xid: 7,
     endLsn: '0/48',
     events: [
       { kind: 'message', channel: 'C1', seq: 3, message: { id: 'u1', channel: 'C1', seq: 3, user: 'al', text: 'hi', client_msg_id: null, created_at: '2026-01-01T00:00:00.123Z' }, committedAt: 1_767_225_600_123 },
@@ -91,4 +93,16 @@ t.test('backoff stays within its bounds', async (t) => {
   t.ok(backoff(0, { minMs: 100, baseMs: 100, maxMs: 2000 }) <= 100, 'the first retry is quick');
   t.equal(backoff(3, { baseMs: 100, maxMs: 2000, random: () => 0.5 }), 400, 'full jitter: half of the cap at 0.5');
   t.equal(backoff(30, { baseMs: 100, maxMs: 2000, random: () => 0.999999 }) <= 2000, true, 'capped');
+});
+
+t.test('visibility: snapshots, 32-bit xids across an epoch, finished or running', async (t) => {
+  const s = parseSnapshot('4294967300:4294967310:4294967302,4294967305');
+  t.same(s, { xmin: 4294967300n, xmax: 4294967310n, running: new Set([4294967302n, 4294967305n]) });
+  t.equal(fullXid(6, s), 4294967302n, 'a 32-bit xid of the current epoch');
+  t.equal(fullXid(4294967290, s), 4294967290n, 'one from the previous epoch');
+  t.ok(finishedIn(4294967290, s), 'below xmin: finished');
+  t.notOk(finishedIn(6, s), 'in the running set: not visible yet');
+  t.ok(finishedIn(7, s), 'between xmin and xmax, not running: finished');
+  t.notOk(finishedIn(14, s), 'at or past xmax: not yet');
+  t.same(parseSnapshot('10:10:'), { xmin: 10n, xmax: 10n, running: new Set() });
 });
