@@ -62,7 +62,7 @@ function request(url: string, method: 'GET' | 'POST', token: string | undefined,
  * by it without parsing, which matters at hundreds of thousands of frames a second.
  */
 const MESSAGE_FRAME = (() => {
-  const f = serverFrame.message({ id: '', channel: '', seq: 0, user: '', text: '', client_msg_id: null, created_at: '' } satisfies Message);
+  const f = serverFrame.message({ id: '', channel: '', seq: 0, user: '', text: '', client_msg_id: null, created_at: '', reply_to: null, edited_at: null, deleted_at: null, reactions: {}, changed_seq: 0 } satisfies Message);
   return f.slice(0, f.indexOf(','));
 })();
 

@@ -52,6 +52,8 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
     WALCAST_SECRET: secret,
     WALCAST_LOG_LEVEL: o.logLevel ?? 'warn',
     WALCAST_HEARTBEAT_MS: '1000',
+    // Load and fault tests invite synthetic users who never signed in.
+    WALCAST_INVITE_UNKNOWN_USERS: '1',
     ...o.env,
   };
   const plan: (() => Promise<RoleProc>)[] = [

@@ -110,6 +110,8 @@ export const CONFIG = {
     batchMax: setting('WALCAST_WRITE_BATCH_MAX', 'api', int(1, 10_000).default(500),
       'Group commit: posts stored in one transaction at most. Posts that arrive while transactions are committing wait and go together in the next; a lone post goes at once.'),
   },
+  inviteUnknownUsers: setting('WALCAST_INVITE_UNKNOWN_USERS', 'api', bool.default(false),
+    'Invites may name users walcast has never seen (by default a user exists once they authenticated: an API call or a WebSocket).'),
   postLimits: {
     userRate: setting('WALCAST_POST_RATE_USER', 'api', rate().default(200),
       '`chat.postMessage` per user per second, per API process (0: off); over it 429 `rate_limited` with a retry hint.'),

@@ -15,6 +15,7 @@ export interface Channel {
   last_seq: number;
 }
 
+/** A message in its current state (a deleted one keeps its place: `text` is "" and `deleted_at` set). */
 export interface Message {
   id: string;
   channel: string;
@@ -23,6 +24,17 @@ export interface Message {
   text: string;
   client_msg_id: string | null;
   created_at: string;
+  /** The seq of the message this one replies to (always lower than its own). */
+  reply_to: number | null;
+  edited_at: string | null;
+  deleted_at: string | null;
+  /** Reaction name → how many users reacted with it. */
+  reactions: Record<string, number>;
+  /**
+   * The seq of the last change applied to this row (its own seq until one is). A client that
+   * holds the row applies a later change frame only if the frame's seq is higher.
+   */
+  changed_seq: number;
 }
 
 // ---------------------------------------------------------------------------------- errors
@@ -54,6 +66,11 @@ export const ERRORS = {
   unavailable: { status: 503, temporary: true, on: 'both', description: 'a dependency (database, bus) is down or the server is draining; retry after the hint' },
   unknown_type: { status: 400, temporary: false, on: 'ws', description: 'a frame with an unknown `type`' },
   too_many_subscriptions: { status: 400, temporary: false, on: 'ws', description: 'the connection already holds WALCAST_MAX_SUBSCRIPTIONS subscriptions' },
+  cant_update_message: { status: 403, temporary: false, on: 'http', description: 'only the author may edit a message' },
+  cant_delete_message: { status: 403, temporary: false, on: 'http', description: 'only the author may delete a message' },
+  parent_not_found: { status: 404, temporary: false, on: 'http', description: '`reply_to` names no message of the channel, or a deleted one' },
+  user_not_found: { status: 404, temporary: false, on: 'http', description: 'an invited user is unknown to walcast (has never signed in); `users` lists them' },
+  not_allowed: { status: 403, temporary: false, on: 'http', description: 'the caller\'s role does not allow it (kick, invite where members may not), or the user was kicked and must be invited back' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -153,47 +170,111 @@ export function retryHintOfResponse(body: unknown, retryAfterHeader: string | nu
 
 /** Client → server. */
 export type ClientFrame =
-  | { type: 'subscribe'; channel: string; since?: number }
+  | { type: 'subscribe'; channel: string; since?: number; presence?: boolean }
   | { type: 'unsubscribe'; channel: string }
+  | { type: 'typing'; channel: string }
   | { type: 'ping' };
+
+/** Why a member left a channel (`member_left.reason`, and `unsubscribed.reason` of their subscriptions). */
+export type LeaveReason = 'left' | 'kicked';
+
+/**
+ * The channel's change log: every frame that carries a seq. Gapless, in order, exactly once,
+ * resumable by seq, whatever the type.
+ */
+export type ChangeFrame =
+  | { type: 'message'; channel: string; seq: number; message: Message }
+  | { type: 'message_changed'; channel: string; seq: number; message: Message }
+  | { type: 'message_deleted'; channel: string; seq: number; target_seq: number }
+  | { type: 'reaction_added'; channel: string; seq: number; target_seq: number; user: string; name: string }
+  | { type: 'reaction_removed'; channel: string; seq: number; target_seq: number; user: string; name: string }
+  | { type: 'member_joined'; channel: string; seq: number; user: string }
+  | { type: 'member_left'; channel: string; seq: number; user: string; reason: LeaveReason };
+
+export type ChangeType = ChangeFrame['type'];
+export const CHANGE_TYPES = ['message', 'message_changed', 'message_deleted', 'reaction_added', 'reaction_removed', 'member_joined', 'member_left'] as const satisfies readonly ChangeType[];
 
 /** Server → client. */
 export type ServerFrame =
-  | { type: 'subscribed'; channel: string; seq: number }
-  | { type: 'message'; channel: string; seq: number; message: Message }
+  | { type: 'subscribed'; channel: string; seq: number; since: number }
+  | ChangeFrame
   | { type: 'unsubscribed'; channel: string; reason?: string }
+  | { type: 'typing'; channel: string; user: string }
+  | { type: 'presence_joined'; channel: string; user: string }
+  | { type: 'presence_left'; channel: string; user: string }
   | { type: 'error'; code: ErrorCode; channel?: string; message?: string }
   | { type: 'pong' };
 
 export type ClientFrameType = ClientFrame['type'];
 export type ServerFrameType = ServerFrame['type'];
 
-export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'ping'] as const satisfies readonly ClientFrameType[];
-export const SERVER_FRAME_TYPES = ['subscribed', 'message', 'unsubscribed', 'error', 'pong'] as const satisfies readonly ServerFrameType[];
+export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'typing', 'ping'] as const satisfies readonly ClientFrameType[];
+export const SERVER_FRAME_TYPES = [
+  'subscribed',
+  ...CHANGE_TYPES,
+  'unsubscribed',
+  'typing',
+  'presence_joined',
+  'presence_left',
+  'error',
+  'pong',
+] as const satisfies readonly ServerFrameType[];
+
+/** Whether a frame is part of the change log (carries a seq the client's cursor follows). */
+export const isChangeFrame = (f: { type: string }): f is ChangeFrame => (CHANGE_TYPES as readonly string[]).includes(f.type);
 
 /** Why a subscription was ended by the server (`unsubscribed.reason`). */
 export const UNSUBSCRIBE_REASONS = {
   kicked: 'the user was removed from the channel',
+  left: 'the user left the channel',
 } as const;
+
+/** How long a user's typing indicator lasts; a gateway forwards at most one per user and channel per interval. */
+export const TYPING_INTERVAL_MS = 2000;
 
 /** Frames a client sends, serialised. */
 export const clientFrame = {
-  subscribe: (channel: string, since?: number): string =>
-    JSON.stringify(since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since }),
+  subscribe: (channel: string, since?: number, opts: { presence?: boolean } = {}): string =>
+    JSON.stringify({ type: 'subscribe', channel, ...(since === undefined ? {} : { since }), ...(opts.presence ? { presence: true } : {}) }),
   unsubscribe: (channel: string): string => JSON.stringify({ type: 'unsubscribe', channel }),
+  typing: (channel: string): string => JSON.stringify({ type: 'typing', channel }),
   ping: (): string => '{"type":"ping"}',
 };
 
 /** Frames the server sends, serialised (once per event: the same string goes to every socket). */
 export const serverFrame = {
-  subscribed: (channel: string, seq: number): string => JSON.stringify({ type: 'subscribed', channel, seq }),
+  subscribed: (channel: string, seq: number, since: number): string => JSON.stringify({ type: 'subscribed', channel, seq, since }),
   message: (m: Message): string => JSON.stringify({ type: 'message', channel: m.channel, seq: m.seq, message: m }),
+  change: (f: ChangeFrame): string => JSON.stringify(f),
   unsubscribed: (channel: string, reason?: string): string =>
     JSON.stringify(reason ? { type: 'unsubscribed', channel, reason } : { type: 'unsubscribed', channel }),
+  typing: (channel: string, user: string): string => JSON.stringify({ type: 'typing', channel, user }),
+  presence: (type: 'presence_joined' | 'presence_left', channel: string, user: string): string => JSON.stringify({ type, channel, user }),
   error: (code: ErrorCode, channel?: string, message?: string): string =>
     JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) }),
   pong: (): string => '{"type":"pong"}',
 };
+
+// ---------------------------------------------------------------------------------- HTTP API
+
+/** Every method of the HTTP API (`/v1/<method>`) and its verb: GET reads, POST changes. */
+export const API_METHODS = {
+  'conversations.create': 'POST',
+  'conversations.join': 'POST',
+  'conversations.invite': 'POST',
+  'conversations.kick': 'POST',
+  'conversations.leave': 'POST',
+  'chat.postMessage': 'POST',
+  'chat.update': 'POST',
+  'chat.delete': 'POST',
+  'reactions.add': 'POST',
+  'reactions.remove': 'POST',
+  'chat.getMessage': 'GET',
+  'conversations.history': 'GET',
+  'conversations.replay': 'GET',
+} as const;
+
+export type ApiMethod = keyof typeof API_METHODS;
 
 // ---------------------------------------------------------------------------------- paths
 

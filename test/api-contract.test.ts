@@ -20,7 +20,7 @@ const MAX_TEXT = w.config.limits.maxTextChars;
 const UNKNOWN = 'CZZZZZZZZZZZZ'; // a well-formed channel id that does not exist
 
 const CHANNEL_KEYS = ['id', 'is_private', 'last_seq', 'name'];
-const MESSAGE_KEYS = ['channel', 'client_msg_id', 'created_at', 'id', 'seq', 'text', 'user'];
+const MESSAGE_KEYS = ['changed_seq', 'channel', 'client_msg_id', 'created_at', 'deleted_at', 'edited_at', 'id', 'reactions', 'reply_to', 'seq', 'text', 'user'];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
 /** The subtest object tap passes to a test callback. */
@@ -50,6 +50,7 @@ function isMessage(t: T, m: any, expect: { channel: string; seq: number; user: s
   t.ok(m.id.length > 0, 'message id is not empty');
   t.same({ channel: m.channel, seq: m.seq, user: m.user, text: m.text, client_msg_id: m.client_msg_id }, expect);
   t.equal(typeof m.seq, 'number');
+  t.same({ reply_to: m.reply_to, edited_at: m.edited_at, deleted_at: m.deleted_at, reactions: m.reactions, changed_seq: m.changed_seq }, { reply_to: null, edited_at: null, deleted_at: null, reactions: {}, changed_seq: m.seq }, 'a new message: no reply, never edited, no reactions');
   t.equal(typeof m.created_at, 'string');
   t.match(m.created_at, ISO, 'created_at is ISO-8601');
   t.ok(!Number.isNaN(Date.parse(m.created_at)), 'created_at parses');
@@ -207,22 +208,23 @@ t.test('conversations.join: public channels make the caller a member; private on
   const j = await bob.post('conversations.join', { channel: ch });
   t.equal(j.status, 200);
   t.same(Object.keys(j.body).sort(), ['channel', 'ok']);
-  isChannel(t, j.body.channel, { id: ch, name: 'joinable', is_private: false, last_seq: 1 });
+  isChannel(t, j.body.channel, { id: ch, name: 'joinable', is_private: false, last_seq: 2 });
+  t.pass('the join took seq 2 (member_joined)');
 
   const post = await bob.post('chat.postMessage', { channel: ch, text: 'joined' });
   t.equal(post.status, 200);
-  isMessage(t, post.body.message, { channel: ch, seq: 2, user: 'bob', text: 'joined', client_msg_id: null });
-  t.equal((await bob.get('conversations.history', { channel: ch })).body.messages.length, 2, 'a member reads history');
+  isMessage(t, post.body.message, { channel: ch, seq: 3, user: 'bob', text: 'joined', client_msg_id: null });
+  t.equal((await bob.get('conversations.history', { channel: ch })).body.messages.length, 2, 'a member reads history (messages only)');
 
-  // Joining again is harmless.
+  // Joining again is harmless: no new seq.
   const again = await bob.post('conversations.join', { channel: ch });
   t.equal(again.status, 200);
-  isChannel(t, again.body.channel, { id: ch, name: 'joinable', is_private: false, last_seq: 2 });
+  isChannel(t, again.body.channel, { id: ch, name: 'joinable', is_private: false, last_seq: 3 });
 
   // A private channel is not joinable, and looks like no channel to a non-member.
   const priv = await newChannel(alice, 'hidden', true);
   isError(t, await bob.post('conversations.join', { channel: priv }), 404, 'channel_not_found', 'join private as non-member');
-  isError(t, await bob.post('chat.postMessage', { channel: priv, text: 'x' }), 403, 'not_in_channel', 'still not a member');
+  isError(t, await bob.post('chat.postMessage', { channel: priv, text: 'x' }), 404, 'channel_not_found', 'still not a member, and the channel still looks absent');
 });
 
 t.test('conversations.invite: invitees can post; the caller must be a member', async (t) => {
@@ -230,19 +232,20 @@ t.test('conversations.invite: invitees can post; the caller must be a member', a
   const r = await alice.post('conversations.invite', { channel: ch, users: ['bob', 'carol', 'bob'] });
   t.equal(r.status, 200);
   t.same(Object.keys(r.body).sort(), ['channel', 'ok']);
-  isChannel(t, r.body.channel, { id: ch, name: 'invites', is_private: true, last_seq: 0 });
+  isChannel(t, r.body.channel, { id: ch, name: 'invites', is_private: true, last_seq: 2 });
+  t.pass('each invitee took a seq (member_joined 1 and 2)');
 
   const b = await bob.post('chat.postMessage', { channel: ch, text: 'thanks' });
   t.equal(b.status, 200);
   t.equal(b.body.message.user, 'bob');
   const c = await carol.post('chat.postMessage', { channel: ch, text: 'me too' });
   t.equal(c.status, 200);
-  t.equal(c.body.message.seq, 2);
+  t.equal(c.body.message.seq, 4);
 
   // Inviting a member again changes nothing.
   const again = await alice.post('conversations.invite', { channel: ch, users: ['bob'] });
   t.equal(again.status, 200);
-  t.equal(again.body.channel.last_seq, 2);
+  t.equal(again.body.channel.last_seq, 4);
 });
 
 t.test('conversations.kick: {} and the user loses access', async (t) => {
@@ -255,9 +258,10 @@ t.test('conversations.kick: {} and the user loses access', async (t) => {
   isError(t, await bob.post('chat.postMessage', { channel: ch, text: 'still here?' }), 403, 'not_in_channel', 'post after kick');
   isError(t, await bob.get('conversations.history', { channel: ch }), 403, 'not_in_channel', 'history after kick');
   isError(t, await bob.get('chat.getMessage', { channel: ch, seq: 1 }), 403, 'not_in_channel', 'getMessage after kick');
-  // The public channel can be joined again.
-  t.equal((await bob.post('conversations.join', { channel: ch })).status, 200);
-  t.equal((await bob.post('chat.postMessage', { channel: ch, text: 'back' })).status, 200);
+  // A kicked user cannot join the public channel again until invited back.
+  isError(t, await bob.post('conversations.join', { channel: ch }), 403, 'not_allowed', 'rejoin after a kick');
+  await alice.call('conversations.invite', { channel: ch, users: ['bob'] });
+  t.equal((await bob.post('chat.postMessage', { channel: ch, text: 'back' })).status, 200, 'back after an invite');
 });
 
 t.test('conversations.history: ascending by seq, after_seq, limit and has_more', async (t) => {
@@ -587,6 +591,7 @@ t.test('not_in_channel: a non-member of a public channel', async (t) => {
   isError(t, await carol.get('chat.getMessage', { channel: ch, seq: 99 }), 403, 'not_in_channel', 'getMessage of a missing seq');
   isError(t, await carol.post('conversations.invite', { channel: ch, users: ['carol', 'bob'] }), 403, 'not_in_channel', 'invite');
   isError(t, await carol.post('conversations.kick', { channel: ch, user: 'alice' }), 403, 'not_in_channel', 'kick');
+  isError(t, await carol.post('conversations.leave', { channel: ch }), 403, 'not_in_channel', 'leave');
   // The idempotent path checks membership too.
   isError(t, await carol.post('chat.postMessage', { channel: ch, text: 'x', client_msg_id: 'c1' }), 403, 'not_in_channel', 'postMessage with client_msg_id');
   // Nothing changed: carol is still not a member, alice still is, one message.

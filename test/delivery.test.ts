@@ -14,7 +14,7 @@ t.test('a posted message reaches a live subscriber, committed and complete', asy
   const ws = await WsClient.connect(w.ws, await w.token('alice'));
   t.teardown(() => ws.close());
   const sub = await ws.subscribe(channel.id);
-  t.same(sub, { type: 'subscribed', channel: channel.id, seq: 0 });
+  t.same(sub, { type: 'subscribed', channel: channel.id, seq: 0, since: 0 });
   const { message } = await alice.call('chat.postMessage', { channel: channel.id, text: 'hello' });
   await ws.waitForSeq(channel.id, 1);
   const frame = ws.messages(channel.id)[0]!;
@@ -56,11 +56,12 @@ t.test('concurrent writers: seq is gapless, frames arrive in strictly increasing
       return seqs;
     }),
   );
+  // Seqs 1 and 2 are bob's and carol's member_joined.
   const all = stored.flat().sort((a, b) => a - b);
-  t.ok(contiguous(all, 1, writers.length * PER), 'stored seqs are 1..N without gaps');
+  t.ok(contiguous(all, 3, 2 + writers.length * PER), 'stored seqs follow the invites without gaps');
   for (const ws of watchers) {
-    await ws.waitForSeq(channel.id, writers.length * PER);
-    t.ok(contiguous(ws.seqs(channel.id), 1, writers.length * PER), 'delivered 1..N in order, exactly once');
+    await ws.waitForSeq(channel.id, 2 + writers.length * PER);
+    t.ok(contiguous(ws.seqs(channel.id), 3, 2 + writers.length * PER), 'delivered in order, exactly once');
   }
   // Each writer's own messages keep their order.
   for (const seqs of stored) t.same(seqs, [...seqs].sort((a, b) => a - b));
@@ -132,7 +133,9 @@ t.test('idempotent retry: same id and seq, nothing new stored', async (t) => {
   );
   t.equal(new Set(racing.map((r) => r.message.id)).size, 1);
   const after = await alice.call('conversations.history', { channel: channel.id });
-  t.ok(contiguous(after.messages.map((m: { seq: number }) => m.seq), 1, 4), 'no seq was lost to the race');
+  t.same(after.messages.map((m: { seq: number }) => m.seq), [1, 2, 4, 5], 'messages 1, 2, then (after bob\'s member_joined at 3) 4 and 5');
+  const log = await alice.call('conversations.replay', { channel: channel.id });
+  t.ok(contiguous(log.changes.map((c: { seq: number }) => c.seq), 1, 5), 'no seq was lost to the race');
 });
 
 t.test('kick ends the live subscription with unsubscribed', async (t) => {
@@ -142,17 +145,18 @@ t.test('kick ends the live subscription with unsubscribed', async (t) => {
   t.teardown(() => ws.close());
   await ws.subscribe(channel.id);
   await alice.call('chat.postMessage', { channel: channel.id, text: 'before kick' });
-  await ws.waitForSeq(channel.id, 1);
+  await ws.waitForSeq(channel.id, 2); // seq 1 is bob's member_joined
   // The frame may well arrive before the kick's HTTP response: look from before the call.
   const mark = ws.frames.length;
   await alice.call('conversations.kick', { channel: channel.id, user: 'bob' });
   const f = await ws.next((f) => f.type === 'unsubscribed', 'unsubscribed', 15_000, mark);
   t.same(f, { type: 'unsubscribed', channel: channel.id, reason: 'kicked' });
+  t.same(ws.frames.slice(mark), [{ type: 'member_left', channel: channel.id, seq: 3, user: 'bob', reason: 'kicked' }, f], 'the member_left frame, then unsubscribed');
   await alice.call('chat.postMessage', { channel: channel.id, text: 'after kick' });
-  const r = await bob.get('chat.getMessage', { channel: channel.id, seq: 2 });
+  const r = await bob.get('chat.getMessage', { channel: channel.id, seq: 4 });
   t.equal(r.body.error, 'not_in_channel');
   await new Promise((r) => setTimeout(r, 200));
-  t.same(ws.seqs(channel.id), [1], 'nothing after the kick');
+  t.same(ws.seqs(channel.id), [2, 3], 'nothing after the kick');
   const again = await ws.subscribe(channel.id);
   t.same(again, { type: 'error', code: 'not_in_channel', channel: channel.id });
 });

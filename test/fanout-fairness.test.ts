@@ -4,8 +4,8 @@
 // the quiet frame goes out after about one budget of hot work; without it (budget 0), behind
 // the hot channel's whole burst.
 import t from 'tap';
-import { randomUUID } from 'node:crypto';
-import type { BusEvent } from '../src/bus/bus.js';
+import { messageEvent, type BusEvent } from '../src/bus/bus.js';
+import { testMessage } from './helpers/messages.js';
 import { startTestDatabase } from './helpers/postgres.js';
 import { startWalcast, type Running } from './helpers/walcast.js';
 import { Api, WsClient } from './helpers/clients.js';
@@ -27,12 +27,7 @@ async function hotFramesBeforeQuiet(t: Tap, w: Running): Promise<number> {
   await observer.subscribe(quiet);
 
   // Straight onto the bus, as a relay would publish a large committed backlog.
-  const ev = (channel: string, seq: number): BusEvent => ({
-    kind: 'message',
-    channel,
-    seq,
-    message: { id: randomUUID(), channel, seq, user: 'alice', text: `m${seq}`, client_msg_id: null, created_at: new Date().toISOString() },
-  });
+  const ev = (channel: string, seq: number): BusEvent => messageEvent(testMessage(channel, seq, { user: 'alice', text: `m${seq}` }));
   const events = Array.from({ length: BURST }, (_, i) => ev(hot, i + 1));
   events.push(ev(quiet, 1));
   await w.node.bus.publish(events);

@@ -50,14 +50,14 @@ t.test('slot commands: create, status, check, drop, reset', async (t) => {
   r = await cli(['status', '--json'], slot);
   t.equal(r.code, 0);
   const s = JSON.parse(r.out);
-  t.match(s, { slot_name: slot, exists: true, plugin: 'pgoutput', database: 'walcast', active: false, publication: 'walcast', publication_tables: ['public.channel_members', 'public.messages'] });
+  t.match(s, { slot_name: slot, exists: true, plugin: 'pgoutput', database: 'walcast', active: false, publication: 'walcast', publication_tables: ['public.channel_events', 'public.messages'] });
   t.type(s.retained_wal_bytes, 'number');
   t.type(s.lag_bytes, 'number');
   t.ok(s.wal_status === 'reserved' || s.wal_status === 'extended', `wal_status ${s.wal_status}`);
 
   r = await cli(['status'], slot);
   t.match(r.out, /retained WAL/);
-  t.match(r.out, /publication\s+walcast: public.channel_members, public.messages/);
+  t.match(r.out, /publication\s+walcast: public.channel_events, public.messages/);
 
   r = await cli(['check'], slot);
   t.equal(r.code, 1, 'an idle slot nobody streams is a warning');

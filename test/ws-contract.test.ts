@@ -86,7 +86,7 @@ t.test('subscribe: subscribed frame, then message frames carrying the full row',
   await post(ch, 'before');
   const ws = await connect(t);
   const sub = await ws.subscribe(ch);
-  t.same(sub, { type: 'subscribed', channel: ch, seq: 1 });
+  t.same(sub, { type: 'subscribed', channel: ch, seq: 1, since: 1 });
   const m = await post(ch, 'after');
   await ws.waitForSeq(ch, 2);
   t.same(ws.messages(ch), [{ type: 'message', channel: ch, seq: 2, message: m }]);
@@ -166,7 +166,7 @@ t.test('malformed frames get error frames and leave the socket usable', async (t
   t.same(ws.messages(), [], 'no message frames from rejected subscribes');
 
   // The same socket still works.
-  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 1 });
+  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 1, since: 1 });
   const m = await post(ch, 'two');
   await ws.waitForSeq(ch, 2);
   t.same(ws.messages(ch), [{ type: 'message', channel: ch, seq: 2, message: m }]);
@@ -196,7 +196,7 @@ t.test('unsubscribe: unsubscribed frame, then no more messages for that channel'
   t.same(ws.seqs(other), [1], 'the other subscription is unaffected');
 
   // Subscribing again works, and starts fresh.
-  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 3 });
+  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 3, since: 3 });
   await post(ch, 'four');
   await ws.waitForSeq(ch, 4);
   t.same(ws.seqs(ch), [1, 4], 're-subscribed: only what came after');
@@ -209,17 +209,18 @@ t.test('a kicked member gets unsubscribed and nothing more, while others keep th
   const aliceWs = await connect(t);
   await bobWs.subscribe(ch);
   await aliceWs.subscribe(ch);
-  await post(ch, 'before the kick');
-  await bobWs.waitForSeq(ch, 1);
+  await post(ch, 'before the kick'); // seq 2 (1 is bob's member_joined)
+  await bobWs.waitForSeq(ch, 2);
 
   const kicked = bobWs.next((f) => f.type === 'unsubscribed', 'unsubscribed after kick');
-  await alice.call('conversations.kick', { channel: ch, user: 'bob' });
+  await alice.call('conversations.kick', { channel: ch, user: 'bob' }); // seq 3: member_left
   t.same(await kicked, { type: 'unsubscribed', channel: ch, reason: 'kicked' });
   await post(ch, 'after the kick 1');
   await post(ch, 'after the kick 2');
-  await aliceWs.waitForSeq(ch, 3);
+  await aliceWs.waitForSeq(ch, 5);
   await sleep(QUIET_MS);
-  t.same(bobWs.seqs(ch), [1], 'the kicked user receives nothing after the kick');
+  t.same(bobWs.seqs(ch), [2, 3], 'the kicked user gets the member_left that removed them, and nothing after it');
+  t.same(aliceWs.seqs(ch), [2, 3, 4, 5], 'the others keep the channel live');
 });
 
 t.test('re-subscribing with since while live traffic flows: strictly increasing after subscribed', async (t) => {
@@ -276,8 +277,8 @@ t.test('unsubscribe racing a pending subscribe leaves no subscription', async (t
 t.test('subscribing twice to one channel replaces the first subscription', async (t) => {
   const ch = await newChannel('twice');
   const ws = await connect(t);
-  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0 });
-  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0 });
+  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0, since: 0 });
+  t.same(await ws.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0, since: 0 });
   const m1 = await post(ch, 'one');
   const m2 = await post(ch, 'two');
   await ws.waitForSeq(ch, 2);
@@ -305,7 +306,7 @@ t.test('subscribing twice to one channel replaces the first subscription', async
   await ws3.subscribe(ch);
   await post(ch, 'three');
   await ws3.waitForSeq(ch, 3);
-  t.same(await ws3.subscribe(ch, 1), { type: 'subscribed', channel: ch, seq: 3 });
+  t.same(await ws3.subscribe(ch, 1), { type: 'subscribed', channel: ch, seq: 3, since: 1 });
   await ws3.waitForSeq(ch, 2);
   await post(ch, 'four');
   await ws3.waitForSeq(ch, 4);
@@ -318,7 +319,7 @@ t.test('since greater than the last seq: nothing until since + 1, then exactly t
   await post(ch, 'one');
   await post(ch, 'two');
   const ws = await connect(t);
-  t.same(await ws.subscribe(ch, 5), { type: 'subscribed', channel: ch, seq: 2 });
+  t.same(await ws.subscribe(ch, 5), { type: 'subscribed', channel: ch, seq: 2, since: 5 });
   const witness = await connect(t);
   await witness.subscribe(ch);
   for (const text of ['three', 'four', 'five']) await post(ch, text);
@@ -340,7 +341,7 @@ t.test('since within history: exactly since + 1 .. last, then live', async (t) =
   const ch = await newChannel('since');
   for (let i = 1; i <= 5; i++) await post(ch, `m${i}`);
   const ws = await connect(t);
-  t.same(await ws.subscribe(ch, 2), { type: 'subscribed', channel: ch, seq: 5 });
+  t.same(await ws.subscribe(ch, 2), { type: 'subscribed', channel: ch, seq: 5, since: 2 });
   await ws.waitForSeq(ch, 5);
   await post(ch, 'm6');
   await ws.waitForSeq(ch, 6);
@@ -398,7 +399,7 @@ t.test('a frame over WALCAST_WS_MAX_PAYLOAD closes the socket; the server carrie
   const under = JSON.stringify({ type: 'subscribe', channel: ch, pad: 'x'.repeat(max - base.length - 16) });
   t.ok(under.length < max);
   const sub = await sendAndWait(ws, under, (f) => f.channel === ch, 'answer to a large frame');
-  t.same(sub, { type: 'subscribed', channel: ch, seq: 0 }, 'a frame under the limit is served');
+  t.same(sub, { type: 'subscribed', channel: ch, seq: 0, since: 0 }, 'a frame under the limit is served');
 
   ws.send(JSON.stringify({ type: 'subscribe', channel: ch, pad: 'x'.repeat(max + 1024) }));
   await until(() => ws.closed, 'socket closed after an oversized frame', 5_000);
@@ -406,7 +407,7 @@ t.test('a frame over WALCAST_WS_MAX_PAYLOAD closes the socket; the server carrie
   t.equal(ws.closeCode, 1006, `cut without a close frame (1006), as docs/protocol.md says`);
 
   const again = await connect(t);
-  t.same(await again.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0 }, 'a new connection works');
+  t.same(await again.subscribe(ch), { type: 'subscribed', channel: ch, seq: 0, since: 0 }, 'a new connection works');
   const m = await post(ch, 'after the big frame');
   await again.waitForSeq(ch, 1);
   t.same(again.messages(ch)[0]!.message, m);
@@ -427,8 +428,8 @@ t.test('WALCAST_MAX_SUBSCRIPTIONS: the one over the limit gets too_many_subscrip
   t.same(await ws.subscribe(UNKNOWN), { type: 'error', code: 'channel_not_found', channel: UNKNOWN });
   t.same(await ws.subscribe('C111111111111'), { type: 'error', code: 'channel_not_found', channel: 'C111111111111' });
 
-  t.same(await ws.subscribe(a), { type: 'subscribed', channel: a, seq: 0 });
-  t.same(await ws.subscribe(b), { type: 'subscribed', channel: b, seq: 0 });
+  t.same(await ws.subscribe(a), { type: 'subscribed', channel: a, seq: 0, since: 0 });
+  t.same(await ws.subscribe(b), { type: 'subscribed', channel: b, seq: 0, since: 0 });
   const third = await ws.subscribe(c);
   t.equal(third.type, 'error');
   t.equal(third.code, 'too_many_subscriptions');
@@ -436,7 +437,7 @@ t.test('WALCAST_MAX_SUBSCRIPTIONS: the one over the limit gets too_many_subscrip
   t.notOk(ws.closed, 'the socket stays open');
 
   // Re-subscribing to a channel already held is a replacement, not one more.
-  t.same(await ws.subscribe(a), { type: 'subscribed', channel: a, seq: 0 }, 'replace at the limit');
+  t.same(await ws.subscribe(a), { type: 'subscribed', channel: a, seq: 0, since: 0 }, 'replace at the limit');
 
   // The two held subscriptions work; the refused one delivers nothing.
   await api.call('chat.postMessage', { channel: a, text: 'a1' });
@@ -452,7 +453,7 @@ t.test('WALCAST_MAX_SUBSCRIPTIONS: the one over the limit gets too_many_subscrip
 
   // Unsubscribing frees a slot.
   await sendAndWait(ws, { type: 'unsubscribe', channel: b }, (f) => f.type === 'unsubscribed', 'unsubscribed');
-  t.same(await ws.subscribe(c), { type: 'subscribed', channel: c, seq: 1 }, 'a slot freed by unsubscribe');
+  t.same(await ws.subscribe(c), { type: 'subscribed', channel: c, seq: 1, since: 1 }, 'a slot freed by unsubscribe');
 
   // A burst of subscribes past the limit: exactly the extra ones are refused.
   const ws2 = await connect(t, 'erin', limited.ws, await limited.token('erin'));

@@ -30,6 +30,7 @@ export const BENCH_ENV: Record<string, string> = {
   WALCAST_POST_RATE_CHANNEL: '0',
   WALCAST_WS_UPGRADE_RATE: '0',
   WALCAST_WS_MAX_CONNECTIONS: '0',
+  WALCAST_INVITE_UNKNOWN_USERS: '1',
 };
 
 const SERVE = ['--import=tsx', fileURLToPath(new URL('../sources/serve.ts', import.meta.url))];

@@ -11,7 +11,7 @@
 // And, for any source, the bench's slow commit (WALCAST_BENCH_COMMIT_DELAY_MS): a sleep in
 // `beforeCommit`, which makes posting an explicit transaction that holds the channel row's lock
 // meanwhile (for direct-in-tx after the publish).
-import type { Bus } from '../../src/bus/index.js';
+import { messageEvent, type Bus } from '../../src/bus/bus.js';
 import type { WriteHooks } from '../../src/chat/messages.js';
 import type { Message } from '../../src/protocol.js';
 import type { Logger } from '../../src/log.js';
@@ -32,7 +32,7 @@ export function directPublisher(bus: () => Promise<Bus>, log: Logger, o: DirectP
     if (o.delayMs) await sleep(o.delayMs);
     for (const message of stored) {
       try {
-        await (await bus()).publish([{ kind: 'message', channel: message.channel, seq: message.seq, message, committedAt: Date.now() }]);
+        await (await bus()).publish([messageEvent(message, Date.now())]);
       } catch (e) {
         if (o.throwOnFailure) throw e;
         log.warn('direct publish failed; event lost', { channel: message.channel, seq: message.seq, err: e as Error });

@@ -11,7 +11,7 @@
 //  - payloads are limited to 8000 bytes: bigger rows are announced by key and read back here.
 // Messages only: kicks are not carried, so a kicked member's live subscription is not ended.
 import pg from 'pg';
-import type { Bus } from '../../src/bus/index.js';
+import { messageEvent, type Bus } from '../../src/bus/bus.js';
 import type { Messages } from '../../src/chat/messages.js';
 import type { Message } from '../../src/protocol.js';
 import type { Logger } from '../../src/log.js';
@@ -37,7 +37,12 @@ BEGIN
     'user', NEW.user_id,
     'text', NEW.text,
     'client_msg_id', NEW.client_msg_id,
-    'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'reply_to', NEW.reply_to,
+    'edited_at', NULL,
+    'deleted_at', NULL,
+    'reactions', NEW.reactions,
+    'changed_seq', NEW.changed_seq
   )::text;
   IF octet_length(payload) >= 8000 THEN
     payload := json_build_object('channel', NEW.channel_id, 'seq', NEW.seq, 'truncated', true)::text;
@@ -145,7 +150,7 @@ export class NotifyListener {
         message = p;
       }
       if (!message) return;
-      await this.bus.publish([{ kind: 'message', channel: message.channel, seq: message.seq, message }]);
+      await this.bus.publish([messageEvent(message)]);
     } catch (e) {
       // Nothing to retry from: the notification is consumed. The gateway's gap fill may repair
       // it when a later seq of the channel arrives.

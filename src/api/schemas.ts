@@ -16,6 +16,8 @@ const userId = z.string().regex(USER_ID, 'not a valid user id');
 export const createChannel = z.object({
   name: storable(80).transform((s) => s.trim()).pipe(z.string().min(1, 'name is empty')),
   is_private: z.boolean().optional().default(false),
+  /** Whether plain members may invite (owners and admins always may). */
+  members_can_invite: z.boolean().optional().default(true),
 });
 
 export const join = z.object({ channel: channelId });
@@ -24,12 +26,25 @@ export const invite = z.object({ channel: channelId, users: z.array(userId).min(
 
 export const kick = z.object({ channel: channelId, user: userId });
 
+export const leave = z.object({ channel: channelId });
+
 // Text length is checked separately against the configured limit (msg_too_long).
+const text = z.string().min(1, 'text is empty').refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'contains NUL or unpaired surrogates');
+const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
 export const postMessage = z.object({
   channel: channelId,
-  text: z.string().min(1, 'text is empty').refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'contains NUL or unpaired surrogates'),
+  text,
   client_msg_id: storable(128).pipe(z.string().min(1)).nullable().optional(),
+  /** The seq of the message this one replies to. */
+  reply_to: seq.nullable().optional(),
 });
+
+export const updateMessage = z.object({ channel: channelId, seq, text });
+
+export const deleteMessage = z.object({ channel: channelId, seq });
+
+export const reaction = z.object({ channel: channelId, seq, name: storable(64).pipe(z.string().min(1, 'name is empty')) });
 
 const seqParam = z
   .string()
@@ -38,11 +53,16 @@ const seqParam = z
 
 export const getMessage = z.object({ channel: channelId, seq: seqParam });
 
-export const history = z.object({
+const page = {
   channel: channelId,
   after_seq: seqParam.optional().default(0),
   limit: seqParam.pipe(z.number().int().min(1).max(1000)).optional().default(100),
-});
+};
+
+/** Oldest first after `after_seq`; with `before_seq`, the latest `limit` before it (scrolling back). */
+export const history = z.object({ ...page, before_seq: seqParam.optional() });
+
+export const replay = z.object(page);
 
 export function describe(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');

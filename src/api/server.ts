@@ -19,6 +19,8 @@ export interface ApiOptions {
   postLimits?: PostLimits;
   log: Logger;
   metrics: Metrics;
+  /** Called once a request's token is verified (walcast records the users it has seen). */
+  onAuthenticated?(user: string): Promise<void>;
 }
 
 export function mountApi(app: TemplatedApp, o: ApiOptions): void {
@@ -68,6 +70,7 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
     })();
 
     async function run(user: string, input: unknown): Promise<void> {
+      await o.onAuthenticated?.(user);
       const parsed = route!.schema.safeParse(input);
       if (!parsed.success) throw new WalcastError('invalid_arguments', describe(parsed.error));
       if (postLimiter && name === 'chat.postMessage') {

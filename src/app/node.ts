@@ -3,7 +3,9 @@
 // transaction in hand, close the bus and the database.
 import { Tokens } from '../auth/tokens.js';
 import { createBus, type Bus } from '../bus/index.js';
+import { Changes } from '../chat/changes.js';
 import { Channels } from '../chat/channels.js';
+import { Users } from '../chat/users.js';
 import { Messages, type WriteHooks } from '../chat/messages.js';
 import type { Config } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
@@ -45,7 +47,9 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const metrics = createMetrics();
   const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
   const bus = await createBus(config, log);
-  const channels = new Channels(pool);
+  const channels = new Channels(pool, { inviteUnknownUsers: config.inviteUnknownUsers });
+  const changes = new Changes(pool);
+  const users = new Users(pool);
   const messages = new Messages(pool, channels, {
     lanes: config.write.concurrency,
     batchMax: config.write.batchMax,
@@ -82,7 +86,8 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   if (roles.has('api')) {
     mountApi(app, {
       tokens,
-      deps: { channels, messages, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
+      deps: { channels, messages, changes, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
+      onAuthenticated: (user) => users.seen(user),
       maxBodyBytes: config.limits.maxBodyBytes,
       postLimits: config.postLimits,
       log: log.child({ role: 'api' }),
@@ -91,7 +96,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   }
   let gateway: Gateway | null = null;
   if (roles.has('gateway')) {
-    gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics });
+    gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics, onAuthenticated: (user) => users.seen(user) });
     gateway.mount(app);
   }
   mountOps(app, metrics, checks, [...roles].join('+'));

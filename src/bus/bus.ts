@@ -2,15 +2,30 @@
 // comparison source) to the gateways. One narrow interface, interchangeable backends: the
 // in-process one for a single node, Redis for many. It is allowed to lose events (Redis
 // pub/sub is at-most-once); gateways repair from the database by seq.
-import type { Message } from '../chat/model.js';
+import type { ChangeFrame, Message } from '../protocol.js';
 
 export type BusEvent =
-  /** `committedAt` (ms since epoch, from the WAL) is for latency metrics only. */
-  | { kind: 'message'; channel: string; seq: number; message: Message; committedAt?: number }
-  /** A membership ended (kick): that user's subscriptions to the channel end. */
-  | { kind: 'kick'; channel: string; user: string }
+  /**
+   * One entry of a channel's change log (a new message, an edit, a member leaving...), as
+   * clients get it. `target`: the message a change is about, after the change (gateways refresh
+   * their cached frame of it). `committedAt` (ms since epoch, from the WAL) is for latency
+   * metrics only.
+   */
+  | { kind: 'change'; channel: string; seq: number; frame: ChangeFrame; target?: Message; committedAt?: number }
   /** Events may have been lost upstream (e.g. the replication slot was recreated): every gateway re-reads every channel it serves. */
   | { kind: 'resync'; epoch: string };
+
+/** The channel a channel-scoped event travels with (its topic), or undefined for a control event (every gateway gets those). */
+export const channelOf = (e: BusEvent): string | undefined => ('channel' in e ? e.channel : undefined);
+
+/** A change-log event for a new message (the comparison sources publish these). */
+export const messageEvent = (m: Message, committedAt?: number): BusEvent => ({
+  kind: 'change',
+  channel: m.channel,
+  seq: m.seq,
+  frame: { type: 'message', channel: m.channel, seq: m.seq, message: m },
+  ...(committedAt !== undefined ? { committedAt } : {}),
+});
 
 export type BusEventHandler = (event: BusEvent) => void;
 export type BusStateHandler = (up: boolean) => void;
@@ -22,7 +37,7 @@ export interface Bus {
   /** Receive a channel's events from now on; resolves once the subscription is active. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  /** Channel events of subscribed channels, and every control event (kick, resync). */
+  /** Channel events of subscribed channels, and every control event (resync). */
   onEvent(handler: BusEventHandler): void;
   /** Called on every loss and every (re)gain of the broker; on a regain, subscribers must re-sync. */
   onState(handler: BusStateHandler): void;

@@ -1,6 +1,6 @@
 // The in-process bus: `walcast start` without REDIS_URL. Buses made on the same broker see each
 // other's events, as processes on one Redis do; delivery is synchronous and in order.
-import type { Bus, BusEvent, BusEventHandler, BusStateHandler } from './bus.js';
+import { channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';
 
 /** What several in-process buses share: which bus listens to which channel. */
 export class MemoryBroker {
@@ -55,7 +55,8 @@ export class MemoryBus implements Bus {
 
   /** @internal From the broker: channel events only if subscribed, control events always. */
   receive(event: BusEvent): void {
-    if (this.closed || (event.kind === 'message' && !this.subscribed.has(event.channel))) return;
+    const channel = channelOf(event);
+    if (this.closed || (channel !== undefined && !this.subscribed.has(channel))) return;
     for (const h of this.handlers) h(event);
   }
 }

@@ -24,7 +24,7 @@
 // node that does not own the slot answers MOVED); the topic layout is ready for it.
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { Bus, BusEvent, BusEventHandler, BusStateHandler } from './bus.js';
+import { channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';
 
 const TOPIC_PREFIX = 'walcast:ch:';
 const CONTROL_TOPIC = 'walcast:ctl';
@@ -73,7 +73,10 @@ export class RedisBus implements Bus {
     if (this.pub.status !== 'ready') throw new Error(`redis bus: publisher not connected (${this.pub.status})`);
     // One connection writes in order and Redis answers in order: resolved means all delivered.
     await Promise.all(
-      events.map((e) => this.pub.spublish(e.kind === 'message' ? topic(e.channel) : CONTROL_TOPIC, JSON.stringify(e))),
+      events.map((e) => {
+        const channel = channelOf(e);
+        return this.pub.spublish(channel === undefined ? CONTROL_TOPIC : topic(channel), JSON.stringify(e));
+      }),
     );
   }
 
@@ -154,8 +157,9 @@ export class RedisBus implements Bus {
       this.log.warn('redis bus: dropping unexpected event', { topic: t, kind: (event as { kind?: unknown } | null)?.kind });
       return;
     }
-    // A message for a channel we just left (or whose SSUBSCRIBE failed late): not ours.
-    if (event.kind === 'message' && !this.channels.has(event.channel)) return;
+    // An event of a channel we just left (or whose SSUBSCRIBE failed late): not ours.
+    const channel = channelOf(event);
+    if (channel !== undefined && !this.channels.has(channel)) return;
     for (const h of this.eventHandlers) h(event);
   }
 
@@ -192,10 +196,10 @@ function isEvent(e: unknown, t: string): e is BusEvent {
   if (typeof e !== 'object' || e === null) return false;
   const v = e as Record<string, unknown>;
   switch (v.kind) {
-    case 'message':
-      return typeof v.channel === 'string' && t === topic(v.channel) && typeof v.seq === 'number' && typeof v.message === 'object' && v.message !== null;
-    case 'kick':
-      return t === CONTROL_TOPIC && typeof v.channel === 'string' && typeof v.user === 'string';
+    case 'change': {
+      const f = v.frame as Record<string, unknown> | null;
+      return typeof v.channel === 'string' && t === topic(v.channel) && typeof v.seq === 'number' && typeof f === 'object' && f !== null && f.seq === v.seq && typeof f.type === 'string';
+    }
     case 'resync':
       return t === CONTROL_TOPIC && typeof v.epoch === 'string';
     default:

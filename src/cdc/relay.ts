@@ -33,7 +33,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 import { createSlot, dropSlot, isLost, readSlot, slotStatus } from './slot.js';
-import { HEARTBEAT_PREFIX, TransactionAssembler } from './transactions.js';
+import { MESSAGE_COLUMNS, toChangeFrame, toMessage, type EventRow, type MessageRow } from '../chat/model.js';
+import { HEARTBEAT_PREFIX, TransactionAssembler, type ChangeEvent } from './transactions.js';
 import { VisibilityGate } from './visibility.js';
 
 export const PUBLICATION = 'walcast';
@@ -214,16 +215,15 @@ export class Relay {
       case 'commit': {
         const lsn = parseLsn(d.endLsn);
         if (d.events.length === 0) return this.enqueue(lsn, null);
-        const first = d.events[0];
-        const committedAt = first?.kind === 'message' ? first.committedAt : undefined;
         const gate = this.gate!;
-        return this.enqueue(lsn, () =>
-          gate.visible(d.xid).then(() => this.bus.publish(d.events)).then(() => {
-            this.metrics.relayTransactions.inc();
-            if (committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - committedAt) / 1000);
-            for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.kind });
-          }),
-        );
+        return this.enqueue(lsn, async () => {
+          await gate.visible(d.xid);
+          if (d.unresolved > 0) await this.readBack(d.events);
+          await this.bus.publish(d.events);
+          this.metrics.relayTransactions.inc();
+          if (d.committedAt) this.metrics.commitToPublish.observe(Math.max(0, Date.now() - d.committedAt) / 1000);
+          for (const ev of d.events) this.metrics.relayEvents.inc({ kind: ev.frame.type });
+        });
       }
       case 'resync':
         this.log.warn('slot was (re)created: asking every gateway to re-sync from the database', { epoch: d.epoch });
@@ -233,6 +233,27 @@ export class Relay {
         // Only whole transactions reach us (proto 1): once everything read before the heartbeat
         // is published, moving past it keeps the slot from pinning WAL while walcast is idle.
         return this.enqueue(parseLsn(d.lsn), null);
+    }
+  }
+
+  /**
+   * Completes change events whose message PostgreSQL sent without an unchanged out-of-line
+   * value (a table without REPLICA IDENTITY FULL, which walcast's migrations set): read the
+   * message back. Never on the normal path; logged so that it is noticed.
+   */
+  private async readBack(events: ChangeEvent[]): Promise<void> {
+    for (const e of events) {
+      const pending = (e as ChangeEvent & { pending?: EventRow }).pending;
+      if (!pending) continue;
+      this.log.warn('a change arrived without its message; reading it back (is REPLICA IDENTITY FULL set on messages?)', { channel: e.channel, seq: e.seq });
+      const { rows } = await this.pool.query<MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND seq = $2`, [
+        pending.channel_id,
+        pending.target_seq,
+      ]);
+      const target = rows[0] ? toMessage(rows[0]) : undefined;
+      e.frame = toChangeFrame(pending, target);
+      if (target) e.target = target;
+      delete (e as { pending?: EventRow }).pending;
     }
   }
 

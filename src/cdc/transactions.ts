@@ -1,9 +1,29 @@
-// Turns the pgoutput stream into bus events, one committed transaction at a time. Rows are
-// held from Begin until Commit and only then released, with the commit's end LSN, which the
-// relay acknowledges after the bus accepted them. Pure logic: no I/O here.
+// Turns the pgoutput stream into bus events, one committed transaction at a time: new messages
+// (inserts into messages) and changes (inserts into channel_events, with the message they touch
+// taken from its UPDATE in the same transaction), each with its seq. Rows are held from Begin
+// until Commit and only then released, with the commit's end LSN, which the relay acknowledges
+// after the bus accepted them. Pure logic: no I/O here.
 import type { Pgoutput } from 'pg-logical-replication';
 import type { BusEvent } from '../bus/bus.js';
-import { toMessage, type MessageRow } from '../chat/model.js';
+import { messageFrame, toChangeFrame, toMessage, type ChangeFrame, type EventRow, type Message, type MessageRow } from '../chat/model.js';
+
+export type ChangeEvent = Extract<BusEvent, { kind: 'change' }>;
+
+const changeEvent = (frame: ChangeFrame, target: Message | undefined, committedAt: number | undefined): ChangeEvent => ({
+  kind: 'change',
+  channel: frame.channel,
+  seq: frame.seq,
+  frame,
+  ...(target ? { target } : {}),
+  ...(committedAt !== undefined ? { committedAt } : {}),
+});
+
+/** The columns a tuple actually carries (pgoutput leaves unchanged TOASTed ones undefined). */
+function definedOnly(row: Record<string, unknown> | null | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row ?? {})) if (v !== undefined) out[k] = v;
+  return out;
+}
 
 export const HEARTBEAT_PREFIX = 'walcast.heartbeat';
 /** Written right after a slot is (re)created: what committed before it never reaches the stream. */
@@ -11,16 +31,31 @@ export const RESYNC_PREFIX = 'walcast.resync';
 
 export type Decoded =
   | { kind: 'none' }
-  /** A whole committed transaction (`xid`): publish `events`, then acknowledge `endLsn`. */
-  | { kind: 'commit'; xid: number; events: BusEvent[]; endLsn: string }
+  /**
+   * A whole committed transaction (`xid`): publish `events`, then acknowledge `endLsn`. When
+   * `unresolved` > 0, some change events still need their target message read back (see
+   * resolveChanges) before they can be published.
+   */
+  | { kind: 'commit'; xid: number; events: ChangeEvent[]; endLsn: string; unresolved: number; committedAt: number | undefined }
   /** A heartbeat written by a relay: `sentAt` is its database timestamp (ms). */
   | { kind: 'heartbeat'; lsn: string; sentAt: number }
   /** The slot was (re)created: every gateway must re-read its channels from the database. */
   | { kind: 'resync'; lsn: string; epoch: string };
 
+interface OpenTransaction {
+  xid: number;
+  /** New messages, in WAL order. */
+  messages: Message[];
+  /** Change-log rows, in WAL order. */
+  changes: EventRow[];
+  /** Messages as updated in this transaction, by "channel:seq" (the targets of its changes). */
+  updated: Map<string, Message>;
+  /** Targets PostgreSQL sent without some column (see below): the relay reads them back. */
+  incomplete: Set<string>;
+}
+
 export class TransactionAssembler {
-  private open: BusEvent[] | null = null;
-  private xid = 0;
+  private open: OpenTransaction | null = null;
 
   get inTransaction(): boolean {
     return this.open !== null;
@@ -29,27 +64,45 @@ export class TransactionAssembler {
   push(msg: Pgoutput.Message): Decoded {
     switch (msg.tag) {
       case 'begin':
-        this.open = [];
-        this.xid = msg.xid;
+        this.open = { xid: msg.xid, messages: [], changes: [], updated: new Map(), incomplete: new Set() };
         return { kind: 'none' };
       case 'insert':
-        if (msg.relation.name === 'messages') {
-          const message = toMessage(msg.new as MessageRow);
-          this.open?.push({ kind: 'message', channel: message.channel, seq: message.seq, message });
-        }
+        if (msg.relation.name === 'messages') this.open?.messages.push(toMessage(msg.new as MessageRow));
+        else if (msg.relation.name === 'channel_events') this.open?.changes.push(msg.new as EventRow);
         return { kind: 'none' };
-      case 'delete':
-        if (msg.relation.name === 'channel_members') {
-          const row = (msg.key ?? msg.old) as { channel_id?: string; user_id?: string } | null;
-          if (row?.channel_id && row.user_id) this.open?.push({ kind: 'kick', channel: row.channel_id, user: row.user_id });
+      case 'update':
+        if (msg.relation.name === 'messages' && this.open) {
+          // An unchanged value stored out of line (a long text under a reaction) is left out of
+          // the new tuple (undefined); with REPLICA IDENTITY FULL the old tuple has it (and the
+          // library copies it over). Without FULL it is missing: mark it for a read-back.
+          const row = { ...(msg.old ?? {}), ...definedOnly(msg.new) } as MessageRow;
+          const key = `${row.channel_id}:${row.seq}`;
+          if (Object.values(row).some((v) => v === undefined) || row.text === undefined) this.open.incomplete.add(key);
+          else this.open.updated.set(key, toMessage(row));
         }
         return { kind: 'none' };
       case 'commit': {
-        const events = this.open ?? [];
+        const open = this.open;
         this.open = null;
         const committedAt = typeof msg.commitTime === 'bigint' ? Number(msg.commitTime / 1000n) : undefined;
-        if (committedAt !== undefined) for (const e of events) if (e.kind === 'message') e.committedAt = committedAt;
-        return { kind: 'commit', xid: this.xid, events, endLsn: msg.commitEndLsn ?? '0/0' };
+        const events: ChangeEvent[] = [];
+        for (const m of open?.messages ?? []) events.push(changeEvent(messageFrame(m), undefined, committedAt));
+        const unresolved: ChangeEvent[] = [];
+        for (const c of open?.changes ?? []) {
+          const key = `${c.channel_id}:${c.target_seq}`;
+          const target = c.target_seq === null ? undefined : open!.updated.get(key);
+          if (c.target_seq !== null && !target && c.kind !== 'member_joined' && c.kind !== 'member_left') {
+            // Filled in by the relay (readBack) before publishing.
+            const e = { kind: 'change', channel: c.channel_id, seq: Number(c.seq), frame: null as unknown as ChangeFrame, pending: c } as ChangeEvent & { pending: EventRow };
+            events.push(e);
+            unresolved.push(e);
+            continue;
+          }
+          events.push(changeEvent(toChangeFrame(c, target), target, committedAt));
+        }
+        // One channel's entries in seq order (a batch interleaves channels; each keeps its order).
+        events.sort((a, b) => (a.channel === b.channel ? a.seq - b.seq : 0));
+        return { kind: 'commit', xid: open?.xid ?? 0, events, endLsn: msg.commitEndLsn ?? '0/0', unresolved: unresolved.length, committedAt };
       }
       case 'message':
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && msg.messageLsn) {
@@ -61,7 +114,7 @@ export class TransactionAssembler {
         }
         return { kind: 'none' };
       default:
-        // relation, type, origin, truncate, update: nothing a subscriber needs.
+        // relation, type, origin, truncate, delete: nothing a subscriber needs.
         return { kind: 'none' };
     }
   }

@@ -1,50 +1,70 @@
-// Channels and their members. Membership is checked on every read and write; a kick is a
-// DELETE that the relay turns into a kick event, in order with the channel's messages.
+// Channels and their members. Membership is checked on every read and write. Every change of
+// membership takes the channel's next seq (member_joined, member_left) in the transaction that
+// makes it (drizzle/0004_change_log.sql, walcast_change_members), so it reaches subscribers in
+// order with the channel's messages, and a kicked member's subscriptions end exactly there.
+// Roles: the creator owns a channel; owners and admins kick and invite; members invite where
+// the channel allows it. A private channel is invisible to non-members: whatever they try, it
+// answers channel_not_found, exactly as a channel that does not exist.
 import { WalcastError } from '../errors.js';
 import type { Pool } from '../db/pool.js';
 import { newChannelId } from './ids.js';
 import { CHANNEL_COLUMNS, toChannel, type Channel, type ChannelRow } from './model.js';
 
+export type Role = 'owner' | 'admin' | 'member';
+
 export interface Membership {
   channel: Channel;
   member: boolean;
+  role: Role | null;
+  /** The seq of the member_joined that added the user (0: from the start). */
+  joinedSeq: number;
 }
 
-export class Channels {
-  constructor(private readonly pool: Pool) {}
+export interface ChannelsOptions {
+  /** Invites may name users walcast has never seen (WALCAST_INVITE_UNKNOWN_USERS). */
+  inviteUnknownUsers: boolean;
+}
 
-  async create(user: string, name: string, isPrivate: boolean): Promise<Channel> {
+type MemberChange = 'join' | 'invite' | 'kick' | 'leave';
+
+export class Channels {
+  constructor(
+    private readonly pool: Pool,
+    private readonly o: ChannelsOptions = { inviteUnknownUsers: false },
+  ) {}
+
+  async create(user: string, name: string, isPrivate: boolean, membersCanInvite = true): Promise<Channel> {
     const { rows } = await this.pool.query<ChannelRow>(
       `WITH c AS (
-         INSERT INTO channels (id, name, is_private, created_by) VALUES ($1, $2, $3, $4)
+         INSERT INTO channels (id, name, is_private, created_by, members_can_invite) VALUES ($1, $2, $3, $4, $5)
          RETURNING ${CHANNEL_COLUMNS}
        ), m AS (
-         INSERT INTO channel_members (channel_id, user_id) SELECT id, $4 FROM c
+         INSERT INTO channel_members (channel_id, user_id, role, joined_seq) SELECT id, $4, 'owner', 0 FROM c
        )
        SELECT * FROM c`,
-      [newChannelId(), name, isPrivate, user],
+      [newChannelId(), name, isPrivate, user, membersCanInvite],
     );
     return toChannel(rows[0]!);
   }
 
-  /** The channel and whether `user` is a member; channel_not_found if it does not exist. */
+  /** The channel and `user`'s place in it; channel_not_found if it does not exist. */
   async membership(channelId: string, user: string): Promise<Membership> {
-    const { rows } = await this.pool.query<ChannelRow & { member: boolean }>(
-      `SELECT ${CHANNEL_COLUMNS},
-              EXISTS (SELECT 1 FROM channel_members m WHERE m.channel_id = c.id AND m.user_id = $2) AS member
-         FROM channels c WHERE c.id = $1`,
+    const { rows } = await this.pool.query<ChannelRow & { role: Role | null; joined_seq: number | null }>(
+      `SELECT ${CHANNEL_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, m.role, m.joined_seq
+         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+        WHERE c.id = $1`,
       [channelId, user],
     );
     const row = rows[0];
     if (!row) throw new WalcastError('channel_not_found');
-    return { channel: toChannel(row), member: row.member };
+    return { channel: toChannel(row), member: row.role !== null, role: row.role, joinedSeq: Number(row.joined_seq ?? 0) };
   }
 
-  /** The channel, if `user` may read and write it. */
-  async requireMember(channelId: string, user: string): Promise<Channel> {
+  /** The channel, if `user` may read and write it (a private one looks absent to others). */
+  async requireMember(channelId: string, user: string): Promise<Membership> {
     const m = await this.membership(channelId, user);
-    if (!m.member) throw new WalcastError('not_in_channel');
-    return m.channel;
+    if (!m.member) throw new WalcastError(m.channel.is_private ? 'channel_not_found' : 'not_in_channel');
+    return m;
   }
 
   /** The channel's last committed seq (channel_not_found if it does not exist). */
@@ -54,31 +74,45 @@ export class Channels {
     return Number(rows[0].last_seq);
   }
 
-  async join(channelId: string, user: string): Promise<Channel> {
-    const m = await this.membership(channelId, user);
-    if (m.member) return m.channel;
-    // A private channel is invisible to non-members: joining one looks like joining nothing.
-    if (m.channel.is_private) throw new WalcastError('channel_not_found');
-    await this.pool.query(
-      'INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-      [channelId, user],
-    );
-    return m.channel;
+  /** Joins a public channel (a member already: nothing changes). */
+  join(channelId: string, user: string): Promise<Channel> {
+    return this.change(channelId, user, 'join', [user]);
   }
 
-  async invite(channelId: string, user: string, users: string[]): Promise<Channel> {
-    const channel = await this.requireMember(channelId, user);
-    await this.pool.query(
-      `INSERT INTO channel_members (channel_id, user_id)
-       SELECT $1, u FROM unnest($2::text[]) AS u ON CONFLICT DO NOTHING`,
-      [channelId, [...new Set(users)]],
-    );
-    return channel;
+  invite(channelId: string, user: string, users: string[]): Promise<Channel> {
+    return this.change(channelId, user, 'invite', [...new Set(users)]);
   }
 
-  /** Removes `target`; its live subscriptions end when the DELETE reaches the gateways. */
+  /** Removes `target`; their live subscriptions end at the member_left this takes. */
   async kick(channelId: string, user: string, target: string): Promise<void> {
-    await this.requireMember(channelId, user);
-    await this.pool.query('DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2', [channelId, target]);
+    await this.change(channelId, user, 'kick', [target]);
+  }
+
+  async leave(channelId: string, user: string): Promise<void> {
+    await this.change(channelId, user, 'leave', [user]);
+  }
+
+  private async change(channelId: string, actor: string, kind: MemberChange, users: string[]): Promise<Channel> {
+    const { rows } = await this.pool.query<ChannelRow & { outcome: string; users: string[] | null }>(
+      'SELECT * FROM walcast_change_members($1, $2, $3, $4::text[], $5)',
+      [channelId, actor, kind, users, this.o.inviteUnknownUsers],
+    );
+    const r = rows[0]!;
+    switch (r.outcome) {
+      case 'ok':
+        return toChannel(r);
+      case 'no_channel':
+        throw new WalcastError('channel_not_found');
+      case 'not_member':
+        throw new WalcastError('not_in_channel');
+      case 'not_allowed':
+        throw new WalcastError('not_allowed', kind === 'kick' ? 'only the channel\'s owner and admins may kick, and never its owner' : 'only the channel\'s owner and admins may invite here');
+      case 'banned':
+        throw new WalcastError('not_allowed', 'you were removed from this channel: a member must invite you back');
+      case 'unknown_users':
+        throw new WalcastError('user_not_found', `unknown users: ${(r.users ?? []).join(', ')}`, { detail: { users: r.users ?? [] } });
+      default:
+        throw new Error(`walcast_change_members answered ${r.outcome}`);
+    }
   }
 }

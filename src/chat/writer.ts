@@ -25,6 +25,8 @@ export interface PostInput {
   user: string;
   text: string;
   clientMsgId: string | null;
+  /** The seq of the message this one replies to. */
+  replyTo?: number | null;
 }
 
 export interface PostResult {
@@ -74,10 +76,10 @@ interface Pending {
 
 // One call per batch (drizzle/0003_post_batch.sql): it locks the batch's channel rows in id order,
 // then judges and stores every post with a snapshot taken after the locks.
-const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[])`;
+const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::bigint[])`;
 
 /** A stored post is known by the id chosen for it (`ord` is null); the other outcomes by `ord`. */
-type BatchRow = MessageRow & { ord: number | null; outcome: 'stored' | 'retry' | 'not_member' | 'no_channel' };
+type BatchRow = MessageRow & { ord: number | null; outcome: 'stored' | 'retry' | 'not_member' | 'no_channel' | 'no_parent' };
 
 export class MessageWriter {
   /** Waiting posts per channel, in arrival order. */
@@ -243,6 +245,7 @@ export class MessageWriter {
         const p = r.ord === null ? byId.get(r.id)! : batch[r.ord]!;
         if (r.outcome === 'no_channel') out.set(p, new WalcastError('channel_not_found'));
         else if (r.outcome === 'not_member') out.set(p, new WalcastError('not_in_channel'));
+        else if (r.outcome === 'no_parent') out.set(p, new WalcastError('parent_not_found'));
         else {
           const message = toMessage(r);
           out.set(p, { message, created: r.outcome === 'stored' });
@@ -267,14 +270,15 @@ export class MessageWriter {
 }
 
 /** The batch as the parallel arrays walcast_post_batch takes, in arrival order. */
-function columns(batch: Pending[]): [string[], string[], string[], (string | null)[], string[]] {
-  const cols: [string[], string[], string[], (string | null)[], string[]] = [[], [], [], [], []];
+function columns(batch: Pending[]): [string[], string[], string[], (string | null)[], string[], (number | null)[]] {
+  const cols: [string[], string[], string[], (string | null)[], string[], (number | null)[]] = [[], [], [], [], [], []];
   for (const p of batch) {
     cols[0].push(p.input.channel);
     cols[1].push(p.input.user);
     cols[2].push(p.input.text);
     cols[3].push(p.input.clientMsgId);
     cols[4].push(p.id);
+    cols[5].push(p.input.replyTo ?? null);
   }
   return cols;
 }

@@ -1,9 +1,10 @@
 // What a client's frames do: subscribe (membership check, then catch-up from `since`, then
-// live), unsubscribe, ping; and kicks arriving from the bus, which end the kicked user's
-// subscriptions of that channel.
+// live), unsubscribe, ping. Membership changes need nothing here: a member_left travels in the
+// channel's log, after the membership check of any subscription that could still see it, and
+// the hub ends the leaving user's subscriptions at that frame.
 import { WalcastError, toErrorFrame } from '../errors.js';
 import type { Logger } from '../log.js';
-import { serverFrame, type ClientFrame } from '../protocol.js';
+import { serverFrame, type ClientFrame, type LeaveReason } from '../protocol.js';
 import type { Connection } from './connection.js';
 import type { MembershipBatcher } from './membership.js';
 import type { HubRegistry } from './registry.js';
@@ -17,12 +18,6 @@ export interface CommandDeps {
 }
 
 export class Commands {
-  /**
-   * Subscriptions between their membership check and joining their hub, per (channel, user),
-   * and the kicks seen meanwhile: a kick in that window must not be missed.
-   */
-  private readonly checking = new Map<string, { count: number; kicks: number }>();
-
   constructor(private readonly d: CommandDeps) {}
 
   run(conn: Connection, f: ClientFrame): void {
@@ -65,17 +60,11 @@ export class Commands {
     conn.subs.clear();
   }
 
-  /** A member was removed: end that user's subscriptions of the channel, telling each socket why. */
-  kick(channel: string, user: string): void {
-    const window = this.checking.get(`${channel}\u0000${user}`);
-    if (window) window.kicks++;
-    const hub = this.d.registry.get(channel);
-    if (!hub) return;
-    for (const sub of [...hub.subs]) {
-      if (sub.conn.user !== user) continue;
-      this.end(sub);
-      sub.conn.send(serverFrame.unsubscribed(channel, 'kicked'));
-    }
+  /** The subscription's user left the channel at the last frame it was sent: end it, saying why. */
+  left(sub: Subscription, reason: LeaveReason): void {
+    if (sub.state === 'ended') return;
+    this.end(sub);
+    sub.conn.send(serverFrame.unsubscribed(sub.channel, reason));
   }
 
   private async subscribe(conn: Connection, channel: string, since: number | undefined): Promise<void> {
@@ -87,31 +76,18 @@ export class Commands {
     }
     const sub = new Subscription(conn, channel);
     conn.subs.set(channel, sub);
-    const key = `${channel}\u0000${conn.user}`;
-    const window = this.checking.get(key) ?? { count: 0, kicks: 0 };
-    this.checking.set(key, window);
-    window.count++;
-    const kicksBefore = window.kicks;
-    let hub;
-    let lastSeq: number;
-    try {
-      const { channel: ch, member } = await this.d.membership.check(channel, conn.user);
-      if (sub.ended) return;
-      if (!member) throw new WalcastError('not_in_channel');
-      hub = await this.d.registry.acquire(channel);
-      if (sub.ended) return this.d.registry.release(hub);
-      if (window.kicks !== kicksBefore) {
-        this.d.registry.release(hub);
-        throw new WalcastError('not_in_channel');
-      }
-      lastSeq = ch.last_seq;
-    } finally {
-      if (--window.count === 0) this.checking.delete(key);
-    }
-    // The channel's last committed seq as of the membership read: a subscription without
-    // `since` delivers what commits after it.
-    sub.startCatchUp(since ?? lastSeq);
-    conn.send(serverFrame.subscribed(channel, lastSeq));
+    const { channel: ch, member, joinedSeq } = await this.d.membership.check(channel, conn.user);
+    if (sub.ended) return;
+    // A private channel is invisible to non-members, as absent as an unknown one.
+    if (!member) throw new WalcastError(ch.is_private ? 'channel_not_found' : 'not_in_channel');
+    const hub = await this.d.registry.acquire(channel);
+    if (sub.ended) return this.d.registry.release(hub);
+    // The channel's last committed seq as of the membership read: a subscription without `since`
+    // delivers what commits after it. Nothing from before the user (last) joined is theirs.
+    const lastSeq = ch.last_seq;
+    const cursor = Math.max(since ?? lastSeq, joinedSeq - 1);
+    sub.startCatchUp(cursor);
+    conn.send(serverFrame.subscribed(channel, lastSeq, cursor));
     try {
       await hub.catchUp(sub);
     } finally {

@@ -4,6 +4,9 @@ import type { WebSocket } from '../http/uws.js';
 import { CLOSE } from '../protocol.js';
 import type { Subscription } from './subscription.js';
 
+/** The topic every socket holds and nothing publishes to (see attach). */
+const ANCHOR_TOPIC = '#';
+
 /** How often a socket waiting for drain is re-checked, in case uWS emits no drain event. */
 const DRAIN_CHECK_MS = 250;
 
@@ -29,6 +32,12 @@ export class Connection {
 
   attach(ws: WebSocket<SocketData>): void {
     this.ws = ws;
+    // Every socket holds one topic that is never published to, so that leaving its last real
+    // topic never frees its uWS subscriber: uWS drops a freed subscriber's pending publishes
+    // (a member_left published just before the leaver's subscription ends would be lost), and
+    // a socket with no subscriber takes uSockets' writev fast path for big frames, which can
+    // lose the writable poll (connection.ts waitRoomFor).
+    ws.subscribe(ANCHOR_TOPIC);
   }
 
   /** Sends frames in one corked batch. A frame uWS dropped would leave a gap, so the socket is closed instead (the client resumes by seq). */

@@ -5,17 +5,11 @@
 // never for a hot channel's whole backlog. A channel whose queue is full stops queueing: the
 // events it drops leave a gap that its hub later fills from the database by seq, so shedding
 // load costs latency on the hot channel, never a loss.
-import type { Message } from '../chat/model.js';
 import type { Metrics } from '../metrics.js';
-import type { Hub } from './hub.js';
-
-interface Queued {
-  message: Message;
-  committedAt: number | undefined;
-}
+import type { Hub, LiveChange } from './hub.js';
 
 export class FanoutScheduler {
-  private readonly queues = new Map<Hub, Queued[]>();
+  private readonly queues = new Map<Hub, LiveChange[]>();
   /** Channels with queued events, in round-robin order. */
   private active: Hub[] = [];
   private scheduled = false;
@@ -30,8 +24,8 @@ export class FanoutScheduler {
     private readonly metrics: Metrics,
   ) {}
 
-  push(hub: Hub, message: Message, committedAt?: number): void {
-    if (this.budget <= 0) return hub.onMessage(message, committedAt);
+  push(hub: Hub, change: LiveChange): void {
+    if (this.budget <= 0) return hub.onChange(change);
     let q = this.queues.get(hub);
     if (!q) {
       // Nothing queued for this channel and it has budget left in this macrotask: no reason
@@ -41,7 +35,7 @@ export class FanoutScheduler {
       if (spent < this.budget) {
         this.spentNow.set(hub, spent + Math.max(1, hub.liveSubscribers));
         this.armReset();
-        hub.onMessage(message, committedAt);
+        hub.onChange(change);
         return;
       }
       this.queues.set(hub, (q = []));
@@ -51,7 +45,7 @@ export class FanoutScheduler {
       this.metrics.fanoutShed.inc();
       return; // the hub will see the gap at the next event it gets and read the rest from the database
     }
-    q.push({ message, committedAt });
+    q.push(change);
     this.schedule();
   }
 
@@ -95,7 +89,7 @@ export class FanoutScheduler {
         const e = q[i++]!;
         spent += cost;
         try {
-          hub.onMessage(e.message, e.committedAt);
+          hub.onChange(e);
         } catch {
           // a hub failing must not stall the others; its next gap fill repairs it
         }

@@ -33,6 +33,8 @@ export interface GatewayDeps {
   metrics: Metrics;
   /** For the membership checks at subscribe, batched per channel (one query for many users). */
   pool: Pool;
+  /** Called once an upgrade's token is verified (walcast records the users it has seen). */
+  onAuthenticated?(user: string): Promise<void>;
 }
 
 export class Gateway {
@@ -64,6 +66,7 @@ export class Gateway {
       db: this.db,
       fanout: this.fanout,
       publish: (topic, frame) => this.app?.publish(topic, frame),
+      onLeft: (sub, reason) => this.commands.left(sub, reason),
       ringSize: g.ringSize,
       pageSize: g.catchupPage,
       fanoutBudget: g.fanoutBudget,
@@ -112,18 +115,25 @@ export class Gateway {
         // Admission before anything costs: a refused upgrade is a few bytes and no token check.
         const refusal = this.admission.admit(this.conns.size);
         if (refusal) return refuse(refusal);
-        void this.d.tokens.verify(token).then(
-          (user) => {
-            if (reply.aborted) return;
-            if (this.admission.closing) return refuse(this.admission.refuseClosing());
-            const conn = new Connection(this.nextId++, user, limits.wsMaxBackpressure, () => m.wsSlowClosed.inc());
-            res.cork(() => res.upgrade<SocketData>({ conn }, key, protocol, extensions, context));
-          },
-          (e: unknown) => {
+        void (async () => {
+          let user: string;
+          try {
+            user = await this.d.tokens.verify(token);
+          } catch (e) {
             m.wsRefused.inc({ reason: 'auth' });
-            sendError(res, reply, e, this.d.log);
-          },
-        );
+            return sendError(res, reply, e, this.d.log);
+          }
+          try {
+            await this.d.onAuthenticated?.(user);
+          } catch (e) {
+            m.wsRefused.inc({ reason: 'unavailable' });
+            return sendError(res, reply, e, this.d.log);
+          }
+          if (reply.aborted) return;
+          if (this.admission.closing) return refuse(this.admission.refuseClosing());
+          const conn = new Connection(this.nextId++, user, limits.wsMaxBackpressure, () => m.wsSlowClosed.inc());
+          res.cork(() => res.upgrade<SocketData>({ conn }, key, protocol, extensions, context));
+        })();
       },
       open: (ws) => {
         const conn = ws.getUserData().conn;
@@ -169,14 +179,11 @@ export class Gateway {
   private onBusEvent(e: BusEvent): void {
     try {
       switch (e.kind) {
-        case 'message': {
+        case 'change': {
           const hub = this.registry.get(e.channel);
-          if (hub) this.fanout.push(hub, e.message, e.committedAt);
+          if (hub) this.fanout.push(hub, e);
           return;
         }
-        case 'kick':
-          this.commands.kick(e.channel, e.user);
-          return;
         case 'resync':
           this.d.log.warn('resync requested upstream; re-reading every channel from the database', { epoch: e.epoch });
           this.registry.resyncAll();

@@ -1,18 +1,37 @@
-// A channel served by this gateway. `last` is the highest seq it has seen contiguously; live
-// events are applied only as last + 1 (duplicates dropped, gaps filled from the database
-// first), so everything it fans out is in order, once, and committed. Subscriptions catch up
-// from its ring, then from the database, and join the live topic in the same tick as their
-// last catch-up frame: JavaScript is single-threaded, so no event can fall in between.
-import type { Message } from '../chat/model.js';
+// A channel served by this gateway: its change log (messages, edits, deletes, reactions,
+// members joining and leaving: every frame that carries a seq). `last` is the highest seq it has
+// seen contiguously; live events are applied only as last + 1 (duplicates dropped, gaps filled
+// from the database first), so everything it fans out is in order, once, and committed.
+// Subscriptions catch up from its ring, then from the database, and join the live topic in the
+// same tick as their last catch-up frame: JavaScript is single-threaded, so no event can fall in
+// between. A member_left ends the leaving user's subscriptions right after that frame, wherever
+// each subscription is (live, catching up, or ahead).
+import type { LeaveReason, Message } from '../protocol.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { serverFrame } from '../protocol.js';
+import { serverFrame, type ChangeFrame } from '../protocol.js';
 import { Ring, type Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
 
+/** A change as the bus brings it: the frame, and the message it touched (after the change). */
+export interface LiveChange {
+  frame: ChangeFrame;
+  target?: Message;
+  committedAt?: number;
+}
+
+/** The ring's entry for a frame: serialised once. */
+export function toEntry(f: ChangeFrame): Entry {
+  const entry: Entry = { seq: f.seq, frame: serverFrame.change(f) };
+  if (f.type === 'member_left') entry.left = { user: f.user, reason: f.reason };
+  return entry;
+}
+
 export interface HubDeps {
-  /** Committed messages with seq in (after, upTo], ascending, at most `limit`. */
-  range(channel: string, after: number, limit: number, upTo?: number): Promise<Message[]>;
+  /** The committed change log with seq in (after, upTo], ascending, at most `limit`. */
+  readLog(channel: string, after: number, limit: number, upTo?: number): Promise<ChangeFrame[]>;
+  /** A subscription's user left the channel at a frame it was just sent: end it, telling the client why. */
+  onLeft(sub: Subscription, reason: LeaveReason): void;
   /** Fan a frame out to every socket on the topic (uWS native publish: serialised once). */
   publish(topic: string, frame: string): void;
   ringSize: number;
@@ -33,9 +52,9 @@ export class Hub {
   readonly subs = new Set<Subscription>();
   private initialized = false;
   private closed = false;
-  private early: Message[] = [];
+  private early: LiveChange[] = [];
   private readonly ring: Ring;
-  private readonly pending = new Map<number, Message>();
+  private readonly pending = new Map<number, LiveChange>();
   private filling = false;
   private wantResync = false;
   private readonly ahead = new Set<Subscription>();
@@ -60,26 +79,27 @@ export class Hub {
     this.initialized = true;
     const early = this.early;
     this.early = [];
-    for (const m of early) this.onMessage(m);
+    for (const c of early) this.onChange(c);
   }
 
-  onMessage(m: Message, committedAt?: number): void {
+  onChange(c: LiveChange): void {
     if (this.closed) return;
     if (!this.initialized) {
-      this.early.push(m);
+      this.early.push(c);
       return;
     }
-    if (m.seq <= this.last) {
+    const seq = c.frame.seq;
+    if (seq <= this.last) {
       this.deps.metrics.duplicatesDropped.inc();
       return;
     }
-    if (m.seq === this.last + 1) {
-      this.apply(m);
-      if (committedAt && this.liveCount > 0) this.deps.metrics.commitToSend.observe(Math.max(0, Date.now() - committedAt) / 1000);
+    if (seq === this.last + 1) {
+      this.apply(c.frame, c.target);
+      if (c.committedAt && this.liveCount > 0) this.deps.metrics.commitToSend.observe(Math.max(0, Date.now() - c.committedAt) / 1000);
       this.drainPending();
       return;
     }
-    this.pending.set(m.seq, m);
+    this.pending.set(seq, c);
     void this.fill();
   }
 
@@ -125,6 +145,13 @@ export class Hub {
           continue;
         }
         const slice = fit(source, sub.conn.room());
+        // The user left the channel in this stretch: deliver up to that frame, then end.
+        const leftAt = slice.findIndex((e) => e.left?.user === sub.conn.user);
+        if (leftAt >= 0) {
+          const last = slice[leftAt]!;
+          this.deliver(sub, slice.slice(0, leftAt + 1).map((e) => e.frame), last.seq);
+          return this.deps.onLeft(sub, last.left!.reason);
+        }
         this.deliver(sub, slice.map((e) => e.frame), slice[slice.length - 1]!.seq);
         continue;
       }
@@ -172,12 +199,12 @@ export class Hub {
     }
     const upTo = this.last;
     this.deps.metrics.catchupReads.inc();
-    const rows = this.deps.range(this.channel, after, this.deps.pageSize, upTo).then((rs) => {
+    const rows = this.deps.readLog(this.channel, after, this.deps.pageSize, upTo).then((rs) => {
       const entries: Entry[] = [];
       let expect = after + 1;
       for (const r of rs) {
         if (r.seq !== expect) break;
-        entries.push({ seq: r.seq, frame: serverFrame.message(r) });
+        entries.push(toEntry(r));
         expect++;
       }
       if (!this.closed && entries.length > 0) {
@@ -228,13 +255,24 @@ export class Hub {
     this.liveCount++;
   }
 
-  private apply(m: Message): void {
-    this.last = m.seq;
-    const frame = serverFrame.message(m);
-    this.ring.push({ seq: m.seq, frame });
+  /** Applies the next frame of the log (seq == last + 1). */
+  private apply(f: ChangeFrame, target?: Message): void {
+    this.last = f.seq;
+    const entry = toEntry(f);
+    this.ring.push(entry);
+    // A resuming client reading the ring gets the message as the database has it now.
+    if (target) this.ring.replace(target.seq, serverFrame.message(target));
     if (this.liveCount > 0) {
-      this.deps.publish(this.topic, frame);
+      this.deps.publish(this.topic, entry.frame);
       this.deps.metrics.wsFramesOut.inc({ path: 'live' }, this.liveCount);
+    }
+    if (entry.left) {
+      for (const sub of [...this.subs]) {
+        if (sub.conn.user !== entry.left.user) continue;
+        // Live ones just got the frame; ahead ones had seen it: both end here. Those catching
+        // up meet it in their own stretch.
+        if (sub.state === 'live' || sub.state === 'ahead') this.deps.onLeft(sub, entry.left.reason);
+      }
     }
     if (this.ahead.size > 0) {
       for (const sub of this.ahead) {
@@ -247,9 +285,9 @@ export class Hub {
   }
 
   private drainPending(): void {
-    for (let m = this.pending.get(this.last + 1); m; m = this.pending.get(this.last + 1)) {
-      this.pending.delete(m.seq);
-      this.apply(m);
+    for (let c = this.pending.get(this.last + 1); c; c = this.pending.get(this.last + 1)) {
+      this.pending.delete(c.frame.seq);
+      this.apply(c.frame, c.target);
     }
     for (const seq of this.pending.keys()) if (seq <= this.last) this.pending.delete(seq);
   }
@@ -263,10 +301,10 @@ export class Hub {
         const resyncing = this.wantResync;
         this.wantResync = false;
         const upTo = resyncing ? undefined : Math.min(...this.pending.keys()) - 1;
-        let rows: Message[];
+        let rows: ChangeFrame[];
         try {
           if (!resyncing) this.deps.metrics.gapFills.inc();
-          rows = await this.deps.range(this.channel, this.last, this.deps.pageSize, upTo);
+          rows = await this.deps.readLog(this.channel, this.last, this.deps.pageSize, upTo);
         } catch (e) {
           this.wantResync ||= resyncing;
           this.deps.log.warn('database read for the live stream failed; retrying', { channel: this.channel, err: e as Error });

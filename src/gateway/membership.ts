@@ -4,7 +4,7 @@
 // thousand. A request never joins a query that is already running: the answer it gets was read
 // after it was asked, which the gateway's kick window relies on.
 import type { Pool } from '../db/pool.js';
-import type { Membership } from '../chat/channels.js';
+import type { Membership, Role } from '../chat/channels.js';
 import { CHANNEL_COLUMNS, toChannel, type ChannelRow } from '../chat/model.js';
 import { WalcastError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -23,7 +23,8 @@ interface ChannelBatch {
 
 const SQL = `
   SELECT ${CHANNEL_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')},
-         ARRAY(SELECT m.user_id FROM channel_members m WHERE m.channel_id = c.id AND m.user_id = ANY($2::text[])) AS members
+         coalesce((SELECT json_object_agg(m.user_id, json_build_array(m.role, m.joined_seq))
+                     FROM channel_members m WHERE m.channel_id = c.id AND m.user_id = ANY($2::text[])), '{}') AS members
     FROM channels c WHERE c.id = $1`;
 
 /** At most this many users per query; a bigger batch is split. */
@@ -60,15 +61,18 @@ export class MembershipBatcher {
     for (const u of users) b.next.delete(u);
     try {
       this.metrics.membershipBatches.inc();
-      const { rows } = await this.db.run(() => this.pool.query<ChannelRow & { members: string[] }>(SQL, [channel, users]));
+      const { rows } = await this.db.run(() => this.pool.query<ChannelRow & { members: Record<string, [Role, number]> }>(SQL, [channel, users]));
       const row = rows[0];
       if (!row) {
         const e = new WalcastError('channel_not_found');
         for (const [, ws] of waiters) for (const w of ws) w.reject(e);
       } else {
         const ch = toChannel(row);
-        const members = new Set(row.members);
-        for (const [u, ws] of waiters) for (const w of ws) w.resolve({ channel: ch, member: members.has(u) });
+        for (const [u, ws] of waiters) {
+          const m = row.members[u];
+          const membership: Membership = { channel: ch, member: m !== undefined, role: m?.[0] ?? null, joinedSeq: Number(m?.[1] ?? 0) };
+          for (const w of ws) w.resolve(membership);
+        }
       }
     } catch (e) {
       for (const [, ws] of waiters) for (const w of ws) w.reject(e);

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Semaphore } from '../util/semaphore.js';
 import type { FanoutScheduler } from './fanout.js';
-import { Hub } from './hub.js';
+import { Hub, type HubDeps } from './hub.js';
 
 export interface RegistryDeps {
   bus: Bus;
@@ -21,6 +21,8 @@ export interface RegistryDeps {
   fanout: FanoutScheduler;
   /** uWS native publish to a topic's sockets. */
   publish(topic: string, frame: string): void;
+  /** A subscription's user left the channel (hub.ts). */
+  onLeft: HubDeps['onLeft'];
   ringSize: number;
   pageSize: number;
   fanoutBudget: number;
@@ -81,8 +83,9 @@ export class HubRegistry {
   private create(channel: string): Hub {
     const d = this.d;
     const hub = new Hub(channel, {
-      range: (c, after, limit, upTo) => d.db.run(() => d.messages.range(c, after, limit, upTo)),
+      readLog: (c, after, limit, upTo) => d.db.run(() => d.messages.log(c, after, limit, upTo)),
       publish: d.publish,
+      onLeft: d.onLeft,
       ringSize: d.ringSize,
       pageSize: d.pageSize,
       fanoutBudget: d.fanoutBudget,

@@ -3,6 +3,8 @@
 export interface Entry {
   seq: number;
   frame: string;
+  /** A member_left: who left, and why (their subscriptions end after this frame). */
+  left?: { user: string; reason: 'left' | 'kicked' };
 }
 
 export class Ring {
@@ -42,6 +44,14 @@ export class Ring {
       this.buf[this.start] = entries[i];
       this.size++;
     }
+  }
+
+  /** Replaces the frame of `seq` if the ring holds it (a message changed since it was sent). */
+  replace(seq: number, frame: string): void {
+    const first = this.firstSeq();
+    if (first === undefined || seq < first || seq >= first + this.size) return;
+    const e = this.buf[(this.start + (seq - first)) % this.capacity]!;
+    e.frame = frame;
   }
 
   firstSeq(): number | undefined {

@@ -12,12 +12,12 @@ import {
   PATHS,
   WalcastError,
   clientFrame,
+  isChangeFrame,
   isErrorCode,
   isTemporary,
   retryHintOfReason,
   retryHintOfResponse,
   shouldReconnect,
-  type Message,
   type ServerFrame,
 } from '../protocol.js';
 import { backoff } from '../util/backoff.js';
@@ -128,6 +128,17 @@ export class WalcastClient implements SubscriptionOwner {
     this.subs.set(channel, sub);
     if (this.ws && this._state === 'open') this.sendSubscribe(sub);
     return sub;
+  }
+
+  /**
+   * Tells the channel's other subscribers that this user is typing (at most one per 2 s is
+   * forwarded; the channel must be subscribed on this client). Returns false when not connected.
+   */
+  typing(channel: string): boolean {
+    const ws = this.ws;
+    if (!ws || this._state !== 'open' || !this.subs.has(channel)) return false;
+    ws.send(clientFrame.typing(channel));
+    return true;
   }
 
   /** Closes for good: no reconnect; every subscription ends. */
@@ -296,16 +307,24 @@ export class WalcastClient implements SubscriptionOwner {
     if (f.type === 'pong') return;
     const sub = this.subs.get(f.channel ?? '');
     if (!sub) return;
+    if (isChangeFrame(f)) {
+      if (!sub._change(f)) {
+        // A gap the server should never leave: ask again from the last seq delivered.
+        sub.gapsRepaired++;
+        this.sendSubscribe(sub);
+      }
+      return;
+    }
     switch (f.type) {
       case 'subscribed':
-        sub._subscribed(f.seq);
+        sub._subscribed(f.seq, f.since);
         return;
-      case 'message':
-        if (!sub._message(f.seq, f.message as Message)) {
-          // A gap the server should never leave: ask again from the last seq delivered.
-          sub.gapsRepaired++;
-          this.sendSubscribe(sub);
-        }
+      case 'typing':
+        sub._typing(f.user);
+        return;
+      case 'presence_joined':
+      case 'presence_left':
+        sub._presence(f.user, f.type === 'presence_joined');
         return;
       case 'unsubscribed':
         // Our own unsubscribe is answered too (that sub is already gone); a reason means the server ended it.
@@ -334,7 +353,7 @@ export class WalcastClient implements SubscriptionOwner {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
     sub.resubscribing = true;
-    ws.send(clientFrame.subscribe(sub.channel, sub.lastSeq));
+    ws.send(clientFrame.subscribe(sub.channel, sub.lastSeq, { presence: sub.wantsPresence }));
   }
 
   private startHeartbeat(ws: WebSocketLike): void {

@@ -1,9 +1,14 @@
-// walcast client SDK (browsers, bundlers, and Node with a WebSocket): `createClient`, channel
-// subscriptions with exactly-once, in-order delivery across reconnects, and the protocol's
-// shapes, codes and errors. See docs/protocol.md for the wire protocol underneath.
+// walcast client SDK (browsers, bundlers, and Node with a WebSocket): `createClient` for the
+// real-time side (channel subscriptions with exactly-once, in-order delivery of every change,
+// across reconnects), `createApi` for the HTTP API, `watchChannel` for a channel model a chat UI
+// renders, and the protocol's shapes, codes and errors. docs/protocol.md has the wire protocol.
 export { WalcastClient, createClient, gatewayUrl } from './client.js';
 export type { BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
 export { ChannelSubscription, SubscriptionEnded } from './subscription.js';
 export type { SubscribeOptions } from './subscription.js';
-export { CLOSE, CLOSE_CODES, ERRORS, WalcastError, isTemporary, shouldReconnect } from '../protocol.js';
-export type { Channel, ErrorCode, Message, ServerFrame, ClientFrame } from '../protocol.js';
+export { WalcastApi, createApi } from './api.js';
+export type { ApiOptions, History, Replay } from './api.js';
+export { ChannelModel, watchChannel } from './channel-model.js';
+export type { WatchOptions, WatchedChannel } from './channel-model.js';
+export { CLOSE, CLOSE_CODES, ERRORS, WalcastError, isChangeFrame, isTemporary, shouldReconnect } from '../protocol.js';
+export type { ChangeFrame, Channel, ClientFrame, ErrorCode, Message, ServerFrame } from '../protocol.js';

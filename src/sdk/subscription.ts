@@ -1,15 +1,43 @@
-// One channel subscription of the SDK: delivers the channel's messages in seq order, each once,
-// through `onMessage` and/or as an async iterator, and remembers the last seq delivered so the
-// client can resume from it after any reconnect.
-import type { Message } from '../protocol.js';
+// One channel subscription of the SDK: delivers the channel's change log (new messages, edits,
+// deletes, reactions, members joining and leaving) in seq order, each frame once, through typed
+// callbacks and/or async iterators, and remembers the last seq delivered, whatever the frame's
+// type, so the client resumes from it after any reconnect. Typing and presence are ephemeral:
+// no seq, best effort.
+import type { ChangeFrame, Message } from '../protocol.js';
+
+type Of<T extends ChangeFrame['type']> = Extract<ChangeFrame, { type: T }>;
 
 export interface SubscribeOptions {
-  /** Deliver every message with seq > since, then live ones. Without it: live ones only. */
+  /** Deliver every change with seq > since, then live ones. Without it: live ones only. */
   since?: number;
+  /** Also receive presence_joined / presence_left for this channel. */
+  presence?: boolean;
+  /** A new message. */
   onMessage?: (message: Message) => void;
-  /** The subscription ended for good: unsubscribed, replaced, kicked, a permanent server error (e.g. not_in_channel), or the client closed. */
+  onMessageChanged?: (frame: Of<'message_changed'>) => void;
+  onMessageDeleted?: (frame: Of<'message_deleted'>) => void;
+  onReactionAdded?: (frame: Of<'reaction_added'>) => void;
+  onReactionRemoved?: (frame: Of<'reaction_removed'>) => void;
+  onMemberJoined?: (frame: Of<'member_joined'>) => void;
+  onMemberLeft?: (frame: Of<'member_left'>) => void;
+  /** Every frame of the change log, whatever its type, in seq order (after the typed callback). */
+  onChange?: (frame: ChangeFrame) => void;
+  /** Someone (else) is typing in the channel. */
+  onTyping?: (user: string) => void;
+  /** Someone's presence in the channel changed (needs `presence: true`). */
+  onPresence?: (change: { user: string; present: boolean }) => void;
+  /** The subscription ended for good: unsubscribed, replaced, kicked, left, a permanent server error (e.g. not_in_channel), or the client closed. */
   onEnd?: (reason: string | undefined) => void;
 }
+
+const HANDLERS = {
+  message_changed: 'onMessageChanged',
+  message_deleted: 'onMessageDeleted',
+  reaction_added: 'onReactionAdded',
+  reaction_removed: 'onReactionRemoved',
+  member_joined: 'onMemberJoined',
+  member_left: 'onMemberLeft',
+} as const;
 
 /** Why `ready` rejected or the subscription ended: a protocol error code or an unsubscribe reason. */
 export class SubscriptionEnded extends Error {
@@ -25,12 +53,15 @@ export interface SubscriptionOwner {
 }
 
 /**
- * A subscription to one channel. Messages come through `onMessage` and/or as an async iterator
- * (`for await (const m of sub)`; leaving the loop unsubscribes). `lastSeq` is the last seq
- * delivered (or the channel's seq at subscribe, for a live-only subscription).
+ * A subscription to one channel. New messages come through `onMessage` and/or as an async
+ * iterator (`for await (const m of sub)`; leaving the loop unsubscribes); every change through
+ * the typed callbacks, `onChange`, or `sub.changes()`. `lastSeq` is the last seq delivered (or
+ * the channel's seq at subscribe, for a live-only subscription).
  */
 export class ChannelSubscription implements AsyncIterable<Message> {
   lastSeq: number | undefined;
+  /** Where delivery started, as the server confirmed it (your `since`, later if you joined the channel after it). */
+  startedAfter: number | undefined;
   state: 'pending' | 'active' | 'ended' = 'pending';
   endReason: string | undefined;
   /** Frames dropped as duplicates (seq already delivered), and resubscriptions after a gap. */
@@ -42,6 +73,9 @@ export class ChannelSubscription implements AsyncIterable<Message> {
   private readyReject!: (e: unknown) => void;
   private readonly queue: Message[] = [];
   private readonly takers: ((r: IteratorResult<Message>) => void)[] = [];
+  /** Change frames waiting for a `changes()` reader (only once someone asked for them). */
+  private changeQueue: ChangeFrame[] | null = null;
+  private readonly changeTakers: ((r: IteratorResult<ChangeFrame>) => void)[] = [];
   /** @internal Waiting for `subscribed` after a (re)subscribe: gaps before it are expected, not repaired. */
   resubscribing = true;
   /** @internal Failed (temporary) subscribe attempts in a row. */
@@ -81,30 +115,80 @@ export class ChannelSubscription implements AsyncIterable<Message> {
     };
   }
 
-  /** @internal */
-  _subscribed(seq: number): void {
-    if (this.lastSeq === undefined) this.lastSeq = seq;
+  /** Every change frame from now on, as an async iterator (leaving the loop unsubscribes). */
+  changes(): AsyncIterable<ChangeFrame> {
+    this.changeQueue ??= [];
+    const queue = this.changeQueue;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          const f = queue.shift();
+          if (f) return Promise.resolve({ value: f, done: false });
+          if (this.state === 'ended') return Promise.resolve({ value: undefined, done: true });
+          return new Promise((resolve) => this.changeTakers.push(resolve));
+        },
+        return: () => {
+          this.unsubscribe();
+          return Promise.resolve({ value: undefined, done: true });
+        },
+      }),
+    };
+  }
+
+  /**
+   * @internal The server's answer: `seq` is the channel's last seq, `since` where delivery
+   * starts (later than asked when the user joined the channel after it).
+   */
+  _subscribed(seq: number, since: number | undefined): void {
+    if (this.lastSeq === undefined) this.lastSeq = since ?? seq;
+    else if (since !== undefined && since > this.lastSeq) this.lastSeq = since;
+    this.startedAfter ??= this.lastSeq;
     this.resubscribing = false;
     this.retryAttempt = 0;
     if (this.state === 'pending') this.state = 'active';
     this.readyResolve();
   }
 
-  /** @internal Applies a message frame: delivers seq == lastSeq + 1 only. Returns false on a gap. */
-  _message(seq: number, m: Message): boolean {
+  /** @internal Applies a change frame: delivers seq == lastSeq + 1 only. Returns false on a gap. */
+  _change(f: ChangeFrame): boolean {
     if (this.state === 'ended') return true;
     const last = this.lastSeq;
-    if (last !== undefined && seq <= last) {
+    if (last !== undefined && f.seq <= last) {
       this.duplicatesDropped++;
       return true;
     }
-    if (last !== undefined && seq !== last + 1) return this.resubscribing; // a gap: caller resubscribes
-    this.lastSeq = seq;
-    this.opts.onMessage?.(m);
-    const taker = this.takers.shift();
-    if (taker) taker({ value: m, done: false });
-    else this.queue.push(m);
+    if (last !== undefined && f.seq !== last + 1) return this.resubscribing; // a gap: caller resubscribes
+    this.lastSeq = f.seq;
+    if (f.type === 'message') {
+      this.opts.onMessage?.(f.message);
+      const taker = this.takers.shift();
+      if (taker) taker({ value: f.message, done: false });
+      else this.queue.push(f.message);
+    } else {
+      (this.opts[HANDLERS[f.type]] as ((frame: ChangeFrame) => void) | undefined)?.(f);
+    }
+    this.opts.onChange?.(f);
+    if (this.changeQueue) {
+      const taker = this.changeTakers.shift();
+      if (taker) taker({ value: f, done: false });
+      else this.changeQueue.push(f);
+    }
     return true;
+  }
+
+  /** @internal */
+  _typing(user: string): void {
+    if (this.state !== 'ended') this.opts.onTyping?.(user);
+  }
+
+  /** @internal */
+  _presence(user: string, present: boolean): void {
+    if (this.state !== 'ended') this.opts.onPresence?.({ user, present });
+  }
+
+  /** @internal Whether the server should send presence frames. */
+  get wantsPresence(): boolean {
+    return this.opts.presence === true;
   }
 
   /** @internal */
@@ -114,6 +198,7 @@ export class ChannelSubscription implements AsyncIterable<Message> {
     this.endReason = reason;
     this.readyReject(new SubscriptionEnded(reason ?? 'unsubscribed'));
     for (const t of this.takers.splice(0)) t({ value: undefined, done: true });
+    for (const t of this.changeTakers.splice(0)) t({ value: undefined, done: true });
     this.opts.onEnd?.(reason);
   }
 }

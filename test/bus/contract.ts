@@ -2,7 +2,8 @@
 // as socket.io's redis-adapter runs one suite against every adapter. A fixture makes buses that
 // share one broker; one that can stop and restart its broker also gets the outage tests.
 import type { Test } from 'tap';
-import type { Bus, BusEvent } from '../../src/bus/bus.js';
+import { messageEvent, type Bus, type BusEvent } from '../../src/bus/bus.js';
+import { testMessage } from '../helpers/messages.js';
 import type { Logger } from '../../src/log.js';
 
 export interface BusFixture {
@@ -45,14 +46,9 @@ export function captureLog(): Logger & { warns: string[] } {
   return log;
 }
 
-export const message = (channel: string, seq: number): BusEvent => ({
-  kind: 'message',
-  channel,
-  seq,
-  message: { id: `m${seq}`, channel, seq, user: 'u1', text: `hello ${seq}`, client_msg_id: null, created_at: new Date(0).toISOString() },
-});
+export const message = (channel: string, seq: number): BusEvent => messageEvent(testMessage(channel, seq));
 
-const label = (e: BusEvent) => (e.kind === 'message' ? `${e.channel}:${e.seq}` : e.kind);
+const label = (e: BusEvent) => (e.kind === 'change' ? `${e.channel}:${e.seq}` : e.kind);
 
 /** A bus with everything it delivers and every state change it reports. */
 function tracked(f: BusFixture) {
@@ -110,14 +106,14 @@ export async function busContract(t: Test, f: BusFixture): Promise<void> {
   await t.test('control events reach every bus; malformed payloads are dropped, not fatal', async (t) => {
     if (f.injectRaw) {
       await f.injectRaw('control', 'not json');
-      await f.injectRaw('control', JSON.stringify({ kind: 'message', channel: CH, seq: 1 }));
+      await f.injectRaw('control', JSON.stringify(message(CH, 1)));
     }
-    const kick: BusEvent = { kind: 'kick', channel: CH, user: 'u2' };
     const resync: BusEvent = { kind: 'resync', epoch: 'e1' };
-    await pub.bus.publish([kick, resync]);
+    const again: BusEvent = { kind: 'resync', epoch: 'e1b' };
+    await pub.bus.publish([resync, again]);
     await waitFor('control events', () => ctl.events.length >= 2 && sub.events.length >= 2);
-    t.same(ctl.events, [kick, resync], 'to a bus subscribed to no channel');
-    t.same(sub.events, [kick, resync], 'and to one that unsubscribed its last channel');
+    t.same(ctl.events, [resync, again], 'to a bus subscribed to no channel');
+    t.same(sub.events, [resync, again], 'and to one that unsubscribed its last channel');
     if (f.injectRaw) t.equal(ctl.log.warns.filter((w) => w.includes('dropping')).length, 2, 'both bad payloads logged');
     sub.events.length = 0;
     ctl.events.length = 0;

@@ -1,6 +1,7 @@
 // Minimal clients for tests: the HTTP API and the WebSocket protocol, as a user would speak them.
 import WebSocket from 'ws';
-import { clientFrame } from '../../src/protocol.js';
+import { routes } from '../../src/api/routes.js';
+import { clientFrame, isChangeFrame } from '../../src/protocol.js';
 import { until } from './walcast.js';
 
 export interface ApiResult {
@@ -32,7 +33,7 @@ export class Api {
 
   /** The happy path, asserting ok. */
   async call(method: string, body: Record<string, unknown>): Promise<any> {
-    const r = method.startsWith('chat.get') || method === 'conversations.history' ? await this.get(method, body as never) : await this.post(method, body);
+    const r = routes[method]?.method === 'GET' ? await this.get(method, body as never) : await this.post(method, body);
     if (r.status !== 200 || r.body.ok !== true) throw new Error(`${method} failed: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body;
   }
@@ -45,6 +46,10 @@ export interface Frame {
   code?: string;
   reason?: string;
   message?: any;
+  since?: number;
+  target_seq?: number;
+  user?: string;
+  name?: string;
 }
 
 export class WsClient {
@@ -58,7 +63,7 @@ export class WsClient {
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
       const f = JSON.parse(String(data)) as Frame;
-      if (f.type === 'message') this.receivedAt.set(`${f.channel}:${f.seq}`, performance.now());
+      if (isChangeFrame(f)) this.receivedAt.set(`${f.channel}:${f.seq}`, performance.now());
       this.frames.push(f);
       for (const l of this.listeners) l(f);
     });
@@ -89,8 +94,14 @@ export class WsClient {
     return this.frames.filter((f) => f.type === 'message' && (channel === undefined || f.channel === channel));
   }
 
+  /** Frames of the change log (every frame that carries a seq: messages, edits, members...). */
+  changes(channel?: string): Frame[] {
+    return this.frames.filter((f) => isChangeFrame(f) && (channel === undefined || f.channel === channel));
+  }
+
+  /** The seqs of the change log received, in arrival order. */
   seqs(channel?: string): number[] {
-    return this.messages(channel).map((f) => f.seq!);
+    return this.changes(channel).map((f) => f.seq!);
   }
 
   /** The next frame matching `pred`, received after index `from` (default: from now on). */

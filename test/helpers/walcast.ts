@@ -24,7 +24,9 @@ export async function startWalcast(
   databaseUrl: string,
   opts: { env?: Record<string, string>; roles?: Role[] } = {},
 ): Promise<Running> {
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', WALCAST_HEARTBEAT_MS: '1000', ...opts.env });
+  // Invites of users who never signed in are allowed here (tests invite users before they act);
+  // test/change-log.test.ts checks the default, which refuses them.
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', WALCAST_HEARTBEAT_MS: '1000', WALCAST_INVITE_UNKNOWN_USERS: '1', ...opts.env });
   const log = createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'error');
   const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log });
   const tokens = new Tokens(SECRET);

@@ -9,25 +9,54 @@ import { loadConfig } from '../../src/config.js';
 
 const rel = (name: string) => ({ tag: 'relation', relationOid: 1, schema: 'public', name, replicaIdentity: 'default', columns: [], keyColumns: [] }) as never;
 
+const row = (over: Record<string, unknown> = {}) => ({
+  id: 'u1', channel_id: 'C1', seq: '3', user_id: 'al', text: 'hi', client_msg_id: null, created_at: new Date('2026-01-01T00:00:00.123Z'),
+  reply_to: null, edited_at: null, deleted_at: null, reactions: {}, changed_seq: '3', ...over,
+});
+const message = (over: Record<string, unknown> = {}) => ({
+  id: 'u1', channel: 'C1', seq: 3, user: 'al', text: 'hi', client_msg_id: null, created_at: '2026-01-01T00:00:00.123Z',
+  reply_to: null, edited_at: null, deleted_at: null, reactions: {}, changed_seq: 3, ...over,
+});
+
 t.test('assembler releases a transaction only at its commit', async (t) => {
   const a = new TransactionAssembler();
   t.same(a.push({ tag: 'begin', commitLsn: '0/20', commitTime: 0n, xid: 7 } as never), { kind: 'none' });
   t.ok(a.inTransaction);
-  const row = { id: 'u1', channel_id: 'C1', seq: '3', user_id: 'al', text: 'hi', client_msg_id: null, created_at: new Date('2026-01-01T00:00:00.123Z') };
-  t.same(a.push({ tag: 'insert', relation: rel('messages'), new: row } as never), { kind: 'none' });
-  a.push({ tag: 'delete', relation: rel('channel_members'), key: { channel_id: 'C1', user_id: 'bo' }, old: null } as never);
-  a.push({ tag: 'insert', relation: rel('channel_members'), new: { channel_id: 'C1', user_id: 'x' } } as never);
+  t.same(a.push({ tag: 'insert', relation: rel('messages'), new: row() } as never), { kind: 'none' });
+  a.push({ tag: 'insert', relation: rel('channel_events'), new: { channel_id: 'C1', seq: '4', kind: 'member_left', target_seq: null, user_id: 'bo', name: null, reason: 'kicked' } } as never);
+  a.push({ tag: 'insert', relation: rel('something_else'), new: { channel_id: 'C1', user_id: 'x' } } as never);
   const c = a.push({ tag: 'commit', flags: 0, commitLsn: '0/20', commitEndLsn: '0/48', commitTime: 1_767_225_600_123_456n } as never);
   t.same(c, {
     kind: 'commit',
     xid: 7,
     endLsn: '0/48',
+    unresolved: 0,
+    committedAt: 1_767_225_600_123,
     events: [
-      { kind: 'message', channel: 'C1', seq: 3, message: { id: 'u1', channel: 'C1', seq: 3, user: 'al', text: 'hi', client_msg_id: null, created_at: '2026-01-01T00:00:00.123Z' }, committedAt: 1_767_225_600_123 },
-      { kind: 'kick', channel: 'C1', user: 'bo' },
+      { kind: 'change', channel: 'C1', seq: 3, frame: { type: 'message', channel: 'C1', seq: 3, message: message() }, committedAt: 1_767_225_600_123 },
+      { kind: 'change', channel: 'C1', seq: 4, frame: { type: 'member_left', channel: 'C1', seq: 4, user: 'bo', reason: 'kicked' }, committedAt: 1_767_225_600_123 },
     ],
   });
   t.notOk(a.inTransaction);
+});
+
+t.test('assembler: an edit carries the row after it; a text PostgreSQL left out comes from the old tuple', async (t) => {
+  const a = new TransactionAssembler();
+  a.push({ tag: 'begin', xid: 9 } as never);
+  // A reaction on a long message: the unchanged, TOASTed text is missing from the new tuple.
+  a.push({ tag: 'update', relation: rel('messages'), old: row({ text: 'long text' }), new: row({ text: undefined, reactions: '{"+1": 1}', changed_seq: '5' }) } as never);
+  a.push({ tag: 'insert', relation: rel('channel_events'), new: { channel_id: 'C1', seq: '5', kind: 'reaction_added', target_seq: '3', user_id: 'bo', name: '+1', reason: null } } as never);
+  const c = a.push({ tag: 'commit', commitEndLsn: '0/50' } as never) as { events: { frame: unknown; target?: unknown }[]; unresolved: number };
+  t.equal(c.unresolved, 0);
+  t.same(c.events[0]!.frame, { type: 'reaction_added', channel: 'C1', seq: 5, target_seq: 3, user: 'bo', name: '+1' });
+  t.same(c.events[0]!.target, message({ text: 'long text', reactions: { '+1': 1 }, changed_seq: 5 }), 'the whole row, text included');
+
+  // Without the old tuple (no REPLICA IDENTITY FULL) the row is incomplete: the relay reads it back.
+  a.push({ tag: 'begin', xid: 10 } as never);
+  a.push({ tag: 'update', relation: rel('messages'), old: null, new: row({ text: undefined, edited_at: new Date(0), changed_seq: '6' }) } as never);
+  a.push({ tag: 'insert', relation: rel('channel_events'), new: { channel_id: 'C1', seq: '6', kind: 'message_changed', target_seq: '3', user_id: 'al', name: null, reason: null } } as never);
+  const d = a.push({ tag: 'commit', commitEndLsn: '0/60' } as never) as { unresolved: number };
+  t.equal(d.unresolved, 1, 'marked for a read-back, never published incomplete');
 });
 
 t.test('assembler reads heartbeats and ignores other logical messages', async (t) => {
@@ -40,9 +69,9 @@ t.test('assembler reads heartbeats and ignores other logical messages', async (t
 t.test('WAL text timestamps map to the same ISO string as the API', async (t) => {
   const a = new TransactionAssembler();
   a.push({ tag: 'begin' } as never);
-  a.push({ tag: 'insert', relation: rel('messages'), new: { id: 'u', channel_id: 'C', seq: 1, user_id: 'a', text: 't', client_msg_id: 'k', created_at: '2026-11-23 13:08:48.123456+00' } } as never);
-  const c = a.push({ tag: 'commit', commitEndLsn: '0/1' } as never) as { events: { message: { created_at: string } }[] };
-  t.equal(c.events[0]!.message.created_at, '2026-11-23T13:08:48.123Z');
+  a.push({ tag: 'insert', relation: rel('messages'), new: row({ created_at: '2026-11-23 13:08:48.123456+00' }) } as never);
+  const c = a.push({ tag: 'commit', commitEndLsn: '0/1' } as never) as unknown as { events: { frame: { message: { created_at: string } } }[] };
+  t.equal(c.events[0]!.frame.message.created_at, '2026-11-23T13:08:48.123Z');
 });
 
 t.test('ring keeps the last N contiguous entries', async (t) => {
