@@ -202,6 +202,8 @@ export type ServerFrame =
   | { type: 'typing'; channel: string; user: string }
   | { type: 'presence_joined'; channel: string; user: string }
   | { type: 'presence_left'; channel: string; user: string }
+  /** Instead of presence_joined/left when more users are present than a gateway lists one by one. */
+  | { type: 'presence_count'; channel: string; count: number }
   | { type: 'error'; code: ErrorCode; channel?: string; message?: string }
   | { type: 'pong' };
 
@@ -216,6 +218,7 @@ export const SERVER_FRAME_TYPES = [
   'typing',
   'presence_joined',
   'presence_left',
+  'presence_count',
   'error',
   'pong',
 ] as const satisfies readonly ServerFrameType[];
@@ -250,6 +253,7 @@ export const serverFrame = {
     JSON.stringify(reason ? { type: 'unsubscribed', channel, reason } : { type: 'unsubscribed', channel }),
   typing: (channel: string, user: string): string => JSON.stringify({ type: 'typing', channel, user }),
   presence: (type: 'presence_joined' | 'presence_left', channel: string, user: string): string => JSON.stringify({ type, channel, user }),
+  presenceCount: (channel: string, count: number): string => JSON.stringify({ type: 'presence_count', channel, count }),
   error: (code: ErrorCode, channel?: string, message?: string): string =>
     JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) }),
   pong: (): string => '{"type":"pong"}',
@@ -272,6 +276,7 @@ export const API_METHODS = {
   'chat.getMessage': 'GET',
   'conversations.history': 'GET',
   'conversations.replay': 'GET',
+  'conversations.presence': 'GET',
 } as const;
 
 export type ApiMethod = keyof typeof API_METHODS;

@@ -13,6 +13,8 @@ export interface ApiDeps {
   messages: Messages;
   changes: Changes;
   maxTextChars: number;
+  /** Who holds a live subscription to a channel, on every gateway. */
+  presence: (channel: string) => Promise<string[]>;
   onStored?: () => void;
 }
 
@@ -102,6 +104,15 @@ export const routes: Routes & Record<string, Route | undefined> = {
     method: 'GET',
     schema: s.history,
     handle: async (user, q, d) => ({ ...(await d.messages.history(q.channel, user, q.after_seq, q.limit, q.before_seq)) }),
+  }),
+  'conversations.presence': route({
+    method: 'GET',
+    schema: s.presence,
+    handle: async (user, q, d) => {
+      await d.channels.requireMember(q.channel, user);
+      const users = (await d.presence(q.channel)).sort();
+      return { users, count: users.length };
+    },
   }),
   'conversations.replay': route({
     method: 'GET',

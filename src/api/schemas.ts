@@ -64,6 +64,8 @@ export const history = z.object({ ...page, before_seq: seqParam.optional() });
 
 export const replay = z.object(page);
 
+export const presence = z.object({ channel: channelId });
+
 export function describe(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }

@@ -12,6 +12,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { Relay } from '../cdc/relay.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
+import { busPresence } from '../api/presence.js';
 import { loadUws, type us_listen_socket } from '../http/uws.js';
 import { sendError, track } from '../http/respond.js';
 import { WalcastError } from '../errors.js';
@@ -20,6 +21,9 @@ import { createMetrics, type Metrics } from '../metrics.js';
 import { mountOps, type ReadinessCheck } from './ops.js';
 
 export type Role = 'api' | 'relay' | 'gateway';
+
+/** How long a presence lookup waits for the other gateways' answers over Redis. */
+const PRESENCE_WAIT_MS = 300;
 
 export interface NodeOptions {
   config: Config;
@@ -83,10 +87,15 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   }
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
 
+  let gateway: Gateway | null = null;
+  if (roles.has('gateway')) gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics, onAuthenticated: (user) => users.seen(user) });
   if (roles.has('api')) {
+    // Presence answers come from the gateways; from this process's own when it runs one.
+    const presenceWaitMs = bus.kind === 'memory' ? 0 : PRESENCE_WAIT_MS;
+    const presence = gateway ? (channel: string) => gateway!.presenceOf(channel, presenceWaitMs) : busPresence(bus, presenceWaitMs);
     mountApi(app, {
       tokens,
-      deps: { channels, messages, changes, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
+      deps: { channels, messages, changes, presence, maxTextChars: config.limits.maxTextChars, onStored: () => metrics.messagesStored.inc() },
       onAuthenticated: (user) => users.seen(user),
       maxBodyBytes: config.limits.maxBodyBytes,
       postLimits: config.postLimits,
@@ -94,11 +103,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       metrics,
     });
   }
-  let gateway: Gateway | null = null;
-  if (roles.has('gateway')) {
-    gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics, onAuthenticated: (user) => users.seen(user) });
-    gateway.mount(app);
-  }
+  gateway?.mount(app);
   mountOps(app, metrics, checks, [...roles].join('+'));
   app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
 

@@ -13,7 +13,15 @@ export type BusEvent =
    */
   | { kind: 'change'; channel: string; seq: number; frame: ChangeFrame; target?: Message; committedAt?: number }
   /** Events may have been lost upstream (e.g. the replication slot was recreated): every gateway re-reads every channel it serves. */
-  | { kind: 'resync'; epoch: string };
+  | { kind: 'resync'; epoch: string }
+  /** Someone is typing (ephemeral: never stored, no seq). `gateway` already told its own sockets. */
+  | { kind: 'typing'; channel: string; user: string; gateway: string }
+  /**
+   * Who holds a live subscription to a channel on one gateway: what changed (`joined`, `left`),
+   * its whole set (`users`: periodically, and in answer to a `query`), or a request that every
+   * gateway send its set (`query`).
+   */
+  | { kind: 'presence'; channel: string; gateway: string; joined?: string[]; left?: string[]; users?: string[]; query?: boolean };
 
 /** The channel a channel-scoped event travels with (its topic), or undefined for a control event (every gateway gets those). */
 export const channelOf = (e: BusEvent): string | undefined => ('channel' in e ? e.channel : undefined);

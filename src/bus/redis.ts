@@ -202,6 +202,15 @@ function isEvent(e: unknown, t: string): e is BusEvent {
     }
     case 'resync':
       return t === CONTROL_TOPIC && typeof v.epoch === 'string';
+    case 'typing':
+      return typeof v.channel === 'string' && t === topic(v.channel) && typeof v.user === 'string' && typeof v.gateway === 'string';
+    case 'presence':
+      return (
+        typeof v.channel === 'string' &&
+        t === topic(v.channel) &&
+        typeof v.gateway === 'string' &&
+        [v.joined, v.left, v.users].every((l) => l === undefined || (Array.isArray(l) && l.every((u) => typeof u === 'string')))
+      );
     default:
       return false;
   }

@@ -23,7 +23,7 @@ export class Commands {
   run(conn: Connection, f: ClientFrame): void {
     switch (f.type) {
       case 'subscribe':
-        void this.subscribe(conn, f.channel, f.since).catch((e: unknown) => {
+        void this.subscribe(conn, f.channel, f.since, f.presence === true).catch((e: unknown) => {
           const sub = conn.subs.get(f.channel);
           if (sub && sub.state !== 'ended') this.end(sub);
           const err = toErrorFrame(e, this.d.log, f.channel);
@@ -34,6 +34,14 @@ export class Commands {
         const sub = conn.subs.get(f.channel);
         if (sub) this.end(sub);
         conn.send(serverFrame.unsubscribed(f.channel));
+        return;
+      }
+      case 'typing': {
+        // Only a member, i.e. a socket subscribed to the channel, may say so.
+        const sub = conn.subs.get(f.channel);
+        const hub = sub && sub.state !== 'pending' && !sub.ended ? this.d.registry.get(f.channel) : undefined;
+        if (!sub || !hub) conn.send(serverFrame.error('invalid_arguments', f.channel, 'subscribe to the channel before typing in it'));
+        else hub.localTyping(sub);
         return;
       }
       case 'ping':
@@ -67,14 +75,14 @@ export class Commands {
     sub.conn.send(serverFrame.unsubscribed(sub.channel, reason));
   }
 
-  private async subscribe(conn: Connection, channel: string, since: number | undefined): Promise<void> {
+  private async subscribe(conn: Connection, channel: string, since: number | undefined, presence: boolean): Promise<void> {
     const previous = conn.subs.get(channel);
     if (previous) this.end(previous); // a new subscribe replaces the old one
     else if (conn.subs.size >= this.d.maxSubscriptions) {
       conn.send(serverFrame.error('too_many_subscriptions', channel, `at most ${this.d.maxSubscriptions} per connection`));
       return;
     }
-    const sub = new Subscription(conn, channel);
+    const sub = new Subscription(conn, channel, presence);
     conn.subs.set(channel, sub);
     const { channel: ch, member, joinedSeq } = await this.d.membership.check(channel, conn.user);
     if (sub.ended) return;

@@ -126,6 +126,11 @@ export class Connection {
     for (const w of ready) w.resolve();
   }
 
+  /** Publishes to a topic's other sockets (uWS skips this one). */
+  publishToOthers(topic: string, frame: string): void {
+    if (!this.closed) this.ws?.publish(topic, frame);
+  }
+
   joinTopic(topic: string): void {
     if (!this.closed) this.ws?.subscribe(topic);
   }

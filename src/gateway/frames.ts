@@ -17,15 +17,24 @@ export function parseClientFrame(data: string): ClientFrame | FrameError {
   if (typeof f.type !== 'string') return { code: 'invalid_arguments', message: 'frame needs a string "type"' };
   switch (f.type) {
     case 'subscribe':
-    case 'unsubscribe': {
+    case 'unsubscribe':
+    case 'typing': {
       if (typeof f.channel !== 'string' || f.channel.length === 0 || f.channel.length > 64) {
         return { code: 'invalid_arguments', message: '"channel" must be a channel id' };
       }
-      if (f.type === 'unsubscribe') return { type: 'unsubscribe', channel: f.channel };
+      if (f.type !== 'subscribe') return { type: f.type, channel: f.channel };
       if (f.since !== undefined && f.since !== null && !(Number.isSafeInteger(f.since) && (f.since as number) >= 0)) {
         return { code: 'invalid_arguments', channel: f.channel, message: '"since" must be a non-negative integer' };
       }
-      return f.since === undefined || f.since === null ? { type: 'subscribe', channel: f.channel } : { type: 'subscribe', channel: f.channel, since: f.since as number };
+      if (f.presence !== undefined && typeof f.presence !== 'boolean') {
+        return { code: 'invalid_arguments', channel: f.channel, message: '"presence" must be a boolean' };
+      }
+      return {
+        type: 'subscribe',
+        channel: f.channel,
+        ...(f.since === undefined || f.since === null ? {} : { since: f.since as number }),
+        ...(f.presence ? { presence: true } : {}),
+      };
     }
     case 'ping':
       return { type: 'ping' };

@@ -1,6 +1,7 @@
 // The WebSocket gateway at /v1/ws: admits and authenticates upgrades, runs each socket's frames
 // (commands.ts), feeds each channel's hub from the bus through the fair fan-out scheduler, and
 // re-syncs every channel from the database whenever the bus may have lost events.
+import { randomUUID } from 'node:crypto';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Channels } from '../chat/channels.js';
 import type { Messages } from '../chat/messages.js';
@@ -38,6 +39,9 @@ export interface GatewayDeps {
 }
 
 export class Gateway {
+  /** This process's gateway id: presence and typing tell gateways apart by it. */
+  readonly id = randomUUID();
+  private readonly presenceTimer: NodeJS.Timeout;
   private readonly conns = new Set<Connection>();
   private nextId = 1;
   private app: TemplatedApp | null = null;
@@ -70,9 +74,13 @@ export class Gateway {
       ringSize: g.ringSize,
       pageSize: g.catchupPage,
       fanoutBudget: g.fanoutBudget,
+      gateway: this.id,
+      presenceMaxUsers: g.presenceMaxUsers,
       log: d.log,
       metrics: m,
     });
+    this.presenceTimer = setInterval(() => this.registry.presenceBeat(3 * g.presenceHeartbeatMs), g.presenceHeartbeatMs);
+    this.presenceTimer.unref();
     this.commands = new Commands({
       registry: this.registry,
       membership: new MembershipBatcher(d.pool, this.db, m),
@@ -161,11 +169,29 @@ export class Gateway {
   }
 
   /**
+   * Who holds a live subscription to the channel, on every gateway. A channel served here is
+   * answered from its hub; otherwise a hub is made for the moment, which asks the other
+   * gateways for their sets, and `waitMs` later the answer is what came back.
+   */
+  async presenceOf(channel: string, waitMs: number): Promise<string[]> {
+    const hub = await this.registry.acquire(channel);
+    hub.holds++;
+    try {
+      if (hub.subs.size === 0 && waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+      return hub.presence.users;
+    } finally {
+      hub.holds--;
+      this.registry.release(hub);
+    }
+  }
+
+  /**
    * Graceful stop: refuse new upgrades, then drain the sockets (drain.ts); clients resume
    * elsewhere with their last seq. Resolves once every socket was told to go.
    */
   async close(): Promise<void> {
     this.admission.closing = true;
+    clearInterval(this.presenceTimer);
     const g = this.d.config.gateway;
     await drain([...this.conns], {
       rate: g.drainRate,
@@ -187,6 +213,12 @@ export class Gateway {
         case 'resync':
           this.d.log.warn('resync requested upstream; re-reading every channel from the database', { epoch: e.epoch });
           this.registry.resyncAll();
+          return;
+        case 'presence':
+          this.registry.get(e.channel)?.presence.onRemote(e.gateway, e);
+          return;
+        case 'typing':
+          if (e.gateway !== this.id) this.registry.get(e.channel)?.remoteTyping(e.user);
           return;
       }
     } catch (err) {

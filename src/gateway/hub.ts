@@ -9,7 +9,8 @@
 import type { LeaveReason, Message } from '../protocol.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { serverFrame, type ChangeFrame } from '../protocol.js';
+import { TYPING_INTERVAL_MS, serverFrame, type ChangeFrame } from '../protocol.js';
+import { ChannelPresence, type PresenceOptions } from './presence.js';
 import { Ring, type Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
 
@@ -32,6 +33,10 @@ export interface HubDeps {
   readLog(channel: string, after: number, limit: number, upTo?: number): Promise<ChangeFrame[]>;
   /** A subscription's user left the channel at a frame it was just sent: end it, telling the client why. */
   onLeft(sub: Subscription, reason: LeaveReason): void;
+  /** How this channel's presence reaches the other gateways and the presence subscribers. */
+  presence: Omit<PresenceOptions, 'notify'>;
+  /** Tells the other gateways that a user here is typing. */
+  broadcastTyping(user: string): void;
   /** Fan a frame out to every socket on the topic (uWS native publish: serialised once). */
   publish(topic: string, frame: string): void;
   ringSize: number;
@@ -65,12 +70,47 @@ export class Hub {
    */
   private readonly pages = new Map<number, { after: number; upTo: number; rows: Promise<Entry[]> }>();
 
+  /** Who holds a live subscription to the channel, on every gateway. */
+  readonly presence: ChannelPresence;
+  /** Presence subscribers' topic. */
+  readonly presenceTopic: string;
+  /** When each user last had a typing indicator forwarded (at most one per TYPING_INTERVAL_MS). */
+  private typingAt: Map<string, number> | null = null;
+
   constructor(
     readonly channel: string,
     private readonly deps: HubDeps,
   ) {
     this.topic = `c:${channel}`;
+    this.presenceTopic = `p:${channel}`;
     this.ring = new Ring(deps.ringSize);
+    this.presence = new ChannelPresence(channel, { ...deps.presence, notify: (frame) => deps.publish(this.presenceTopic, frame) });
+  }
+
+  /**
+   * A user of this gateway is typing (`sub` is their subscription): the channel's other sockets
+   * here get it at once, the other gateways through the bus. False when throttled.
+   */
+  localTyping(sub: Subscription): boolean {
+    if (!this.mayType(sub.conn.user)) return false;
+    sub.conn.publishToOthers(this.topic, serverFrame.typing(this.channel, sub.conn.user));
+    this.deps.broadcastTyping(sub.conn.user);
+    return true;
+  }
+
+  /** A user on another gateway is typing. */
+  remoteTyping(user: string): void {
+    if (this.liveCount > 0 && this.mayType(user)) this.deps.publish(this.topic, serverFrame.typing(this.channel, user));
+  }
+
+  private mayType(user: string): boolean {
+    const now = Date.now();
+    this.typingAt ??= new Map();
+    const last = this.typingAt.get(user);
+    if (last !== undefined && now - last < TYPING_INTERVAL_MS) return false;
+    if (this.typingAt.size > 10_000) this.typingAt.clear();
+    this.typingAt.set(user, now);
+    return true;
   }
 
   /** The channel's committed last_seq, read after the bus subscription was active. */
@@ -115,6 +155,11 @@ export class Hub {
   async catchUp(sub: Subscription): Promise<void> {
     if (sub.state !== 'catchup') return;
     this.subs.add(sub);
+    this.presence.add(sub.conn.user);
+    if (sub.presence) {
+      sub.conn.joinTopic(this.presenceTopic);
+      sub.conn.send(this.presence.snapshotFrames());
+    }
     let failures = 0;
     // Rows read but not sent yet: a page is sent in slices that fit the socket's room.
     let page: Entry[] = [];
@@ -234,11 +279,17 @@ export class Hub {
     if (!this.subs.delete(sub)) return;
     this.ahead.delete(sub);
     if (was === 'live') this.liveCount--;
+    if (sub.presence) sub.conn.leaveTopic(this.presenceTopic);
+    this.presence.remove(sub.conn.user);
   }
 
+  /** Users of the hub: its subscriptions, and anything holding it (a presence lookup). */
   get size(): number {
-    return this.subs.size;
+    return this.subs.size + this.holds;
   }
+
+  /** Holders other than subscriptions (the registry keeps the hub while any remain). */
+  holds = 0;
 
   close(): void {
     this.closed = true;

@@ -2,7 +2,7 @@
 // the last subscription leaves. A hub subscribes to the bus first and reads the channel's
 // last_seq second, so no event can fall between the two (events that arrive meanwhile wait in
 // the hub until it knows where it starts).
-import type { Bus } from '../bus/bus.js';
+import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Channels } from '../chat/channels.js';
 import { WalcastError } from '../errors.js';
 import type { Messages } from '../chat/messages.js';
@@ -26,6 +26,9 @@ export interface RegistryDeps {
   ringSize: number;
   pageSize: number;
   fanoutBudget: number;
+  /** This gateway's id (presence and typing tell gateways apart by it). */
+  gateway: string;
+  presenceMaxUsers: number;
   log: Logger;
   metrics: Metrics;
 }
@@ -66,6 +69,11 @@ export class HubRegistry {
     });
   }
 
+  /** The presence heartbeat of every channel served here. */
+  presenceBeat(expireMs: number): void {
+    for (const hub of this.hubs.values()) hub.presence.beat(expireMs);
+  }
+
   /** Every hub re-reads its channel from the database from where it is (events may have been lost). */
   resyncAll(): void {
     for (const hub of this.hubs.values()) hub.resync();
@@ -86,6 +94,12 @@ export class HubRegistry {
       readLog: (c, after, limit, upTo) => d.db.run(() => d.messages.log(c, after, limit, upTo)),
       publish: d.publish,
       onLeft: d.onLeft,
+      presence: {
+        gateway: d.gateway,
+        maxUsers: d.presenceMaxUsers,
+        broadcast: (e) => this.publish({ kind: 'presence', channel, gateway: d.gateway, ...e }),
+      },
+      broadcastTyping: (user) => this.publish({ kind: 'typing', channel, user, gateway: d.gateway }),
       ringSize: d.ringSize,
       pageSize: d.pageSize,
       fanoutBudget: d.fanoutBudget,
@@ -97,6 +111,7 @@ export class HubRegistry {
         throw new WalcastError('unavailable', 'the bus is unavailable; retry', { retryAfterMs: 1000, cause: e });
       });
       hub.init(await d.db.run(() => d.channels.lastSeq(channel)));
+      hub.presence.query();
     })();
     hub.ready.catch(() => {
       if (this.hubs.get(channel) === hub) this.drop(hub);
@@ -104,6 +119,11 @@ export class HubRegistry {
     this.hubs.set(channel, hub);
     d.metrics.hubs.set(this.hubs.size);
     return hub;
+  }
+
+  /** Ephemeral events (presence, typing): best effort, a lost one is not worth a failure. */
+  private publish(e: BusEvent): void {
+    void this.d.bus.publish([e]).catch(() => {});
   }
 
   private drop(hub: Hub): void {

@@ -17,6 +17,8 @@ export class Subscription {
   constructor(
     readonly conn: Connection,
     readonly channel: string,
+    /** presence_joined / presence_left frames asked for. */
+    readonly presence = false,
   ) {}
 
   get state(): SubscriptionState {

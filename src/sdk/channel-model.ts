@@ -20,6 +20,8 @@ export class ChannelModel {
   private readonly typingUntil = new Map<string, number>();
   /** Users with a live subscription to the channel (needs presence frames). */
   readonly present = new Set<string>();
+  /** How many are present, when the server sends counts instead of users (big channels). */
+  presentCount: number | undefined;
   /** The highest seq applied (history rows or frames). */
   lastSeq = 0;
   private readonly listeners = new Set<() => void>();
@@ -96,6 +98,11 @@ export class ChannelModel {
     this.emit();
   }
 
+  presenceCount(count: number): void {
+    this.presentCount = count;
+    this.emit();
+  }
+
   presence(user: string, present: boolean): void {
     if (present) this.present.add(user);
     else this.present.delete(user);
@@ -146,6 +153,7 @@ export async function watchChannel(client: WalcastClient, api: WalcastApi, chann
     onChange: (f) => model.apply(f),
     onTyping: (user) => model.typingBy(user),
     onPresence: ({ user, present }) => model.presence(user, present),
+    onPresenceCount: (count) => model.presenceCount(count),
   });
   return {
     model,

@@ -326,6 +326,9 @@ export class WalcastClient implements SubscriptionOwner {
       case 'presence_left':
         sub._presence(f.user, f.type === 'presence_joined');
         return;
+      case 'presence_count':
+        sub._presenceCount(f.count);
+        return;
       case 'unsubscribed':
         // Our own unsubscribe is answered too (that sub is already gone); a reason means the server ended it.
         if (f.reason) {

@@ -26,6 +26,8 @@ export interface SubscribeOptions {
   onTyping?: (user: string) => void;
   /** Someone's presence in the channel changed (needs `presence: true`). */
   onPresence?: (change: { user: string; present: boolean }) => void;
+  /** On channels with more present users than the server lists one by one: how many are present. */
+  onPresenceCount?: (count: number) => void;
   /** The subscription ended for good: unsubscribed, replaced, kicked, left, a permanent server error (e.g. not_in_channel), or the client closed. */
   onEnd?: (reason: string | undefined) => void;
 }
@@ -184,6 +186,11 @@ export class ChannelSubscription implements AsyncIterable<Message> {
   /** @internal */
   _presence(user: string, present: boolean): void {
     if (this.state !== 'ended') this.opts.onPresence?.({ user, present });
+  }
+
+  /** @internal */
+  _presenceCount(count: number): void {
+    if (this.state !== 'ended') this.opts.onPresenceCount?.(count);
   }
 
   /** @internal Whether the server should send presence frames. */
