@@ -1,5 +1,6 @@
 // The CDC relay under faults: its stream cut, the relay stopped and replaced mid-stream. A
 // client subscribed throughout must see every message once, in order.
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Relay } from '../src/cdc/relay.js';
 import { createLogger } from '../src/log.js';
@@ -68,6 +69,33 @@ t.test('relay stopped and a new one started mid-stream: at-least-once upstream, 
   t.equal(seqs.length, 100);
   await ws.waitForSeq(channel.id, 110, 30_000);
   t.ok(contiguous(ws.seqs(channel.id), 1, 110), 'client saw 1..110 once each, in order');
+});
+
+t.test('changes committed while no relay runs (an edit between its commit and its publish) are delivered once after', async (t) => {
+  const { channel } = await api.call('conversations.create', { name: 'edit-gap' });
+  // Random (incompressible), over 2 kB: PostgreSQL stores it out of line (TOAST).
+  const big = randomBytes(2900).toString('base64');
+  const m = (await api.call('chat.postMessage', { channel: channel.id, text: big })).message;
+  const ws = await WsClient.connect(w.ws, await w.token('alice'));
+  t.teardown(() => ws.close());
+  await ws.subscribe(channel.id, 0);
+  await ws.waitForSeq(channel.id, 1);
+  const current = relays.at(-1) ?? w.node.relay!;
+  await current.stop();
+  // Committed, not published: the relay is gone between the commit and the bus.
+  const edited = (await api.call('chat.update', { channel: channel.id, seq: m.seq, text: `${big} (edited)` })).message;
+  await api.call('reactions.add', { channel: channel.id, seq: m.seq, name: 'fire' });
+  await api.call('chat.delete', { channel: channel.id, seq: m.seq });
+  const next = new Relay({ databaseUrl: db.url, slot: w.config.slot, heartbeatMs: 500 }, w.node.pool, w.node.bus, createLogger('error'), w.node.metrics);
+  relays.push(next);
+  next.start();
+  await ws.waitForSeq(channel.id, 4, 30_000);
+  t.ok(contiguous(ws.seqs(channel.id), 1, 4), 'each change once, in order');
+  t.same(
+    ws.changes(channel.id).slice(1).map((f) => f.type),
+    ['message_changed', 'reaction_added', 'message_deleted'],
+  );
+  t.same(ws.changes(channel.id)[1]!.message, edited, 'the edit, with its whole (long) text');
 });
 
 t.test('acknowledgements follow publishes, and heartbeats move the slot while walcast tables are idle', async (t) => {

@@ -2,10 +2,10 @@
 // gateway) and resubscribe with the last seq it received. It records every message frame it
 // ever got, so duplicates and gaps across reconnects are visible.
 import WebSocket from 'ws';
-import { clientFrame } from '../../src/protocol.js';
+import { clientFrame, isChangeFrame } from '../../src/protocol.js';
 
 export class ResumingClient {
-  /** Every seq received, in arrival order, duplicates included. */
+  /** Every seq of the change log received (messages, edits, members...), in arrival order, duplicates included. */
   readonly seqs: number[] = [];
   readonly arrivals: number[] = [];
   reconnects = 0;
@@ -52,7 +52,7 @@ export class ResumingClient {
         if (f.type === 'subscribed') {
           subscribed = true;
           resolve();
-        } else if (f.type === 'message') {
+        } else if (isChangeFrame(f)) {
           this.seqs.push(f.seq);
           this.arrivals.push(performance.now());
           this.last = Math.max(this.last, f.seq);
