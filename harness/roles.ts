@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/db/embedded.js';
 import { track, waitUntilUp, type Proc } from './process.js';
 
-export const WALCAST_BIN = fileURLToPath(new URL('../bin/walcast.js', import.meta.url));
+/** The walcast command on the sources, through tsx: tests and benchmarks never run a stale dist/ (test/package.test.ts runs the built package). */
+export const WALCAST_BIN = fileURLToPath(new URL('../bin/walcast-dev.js', import.meta.url));
 
 export type RoleName = 'api' | 'relay' | 'gateway';
 
@@ -20,7 +21,7 @@ export interface RoleOptions {
   port?: number;
   /** Suffix of the process name (relay-2, gateway-3). */
   index?: number;
-  /** Node arguments to run instead of bin/walcast.js (e.g. ['--import=tsx', 'bench/sources/serve.ts']); the role is appended. */
+  /** Node arguments to run instead of bin/walcast-dev.js (e.g. ['--import=tsx', 'bench/sources/serve.ts']); the role is appended. */
   command?: string[];
 }
 

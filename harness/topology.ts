@@ -36,7 +36,7 @@ export interface TopologyOptions {
   proxyPort?: number;
   /** Start the roles one after the other (default) or all at once. */
   parallel?: boolean;
-  /** Entry point per role instead of bin/walcast.js (the benchmarks' comparison sources). */
+  /** Entry point per role instead of bin/walcast-dev.js (the benchmarks' comparison sources). */
   command?: Partial<Record<'api' | 'relay' | 'gateway', RoleOptions['command']>>;
 }
 

@@ -5,7 +5,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2
 
 export function createMetrics() {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'walcast_process_' });
+  // prom-client's own names already start with process_ or nodejs_: walcast_process_cpu_seconds_total.
+  client.collectDefaultMetrics({ register: registry, prefix: 'walcast_' });
   const r = [registry];
   return {
     registry,

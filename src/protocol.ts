@@ -289,4 +289,6 @@ export const PATHS = {
   healthz: '/healthz',
   readyz: '/readyz',
   metrics: '/metrics',
+  /** The browser SDK as one ES module (dist/browser/sdk.js). */
+  sdk: '/sdk.js',
 } as const;

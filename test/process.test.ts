@@ -10,7 +10,7 @@ import { freePort } from '../src/db/embedded.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
 import { until } from './helpers/walcast.js';
 
-const BIN = fileURLToPath(new URL('../bin/walcast.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/walcast-dev.js', import.meta.url));
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-proc-'));
 t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 

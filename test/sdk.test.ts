@@ -1,9 +1,10 @@
 // The client SDK against the real gateway: callbacks and async iterators, resume after a
 // gateway is killed or drained (SIGTERM), the server's retry hint on a refused upgrade, the
-// token refresher, and subscription errors. Imported through the package's "exports".
+// token refresher, and subscription errors. Imported from the sources; test/package.test.ts
+// imports the built SDK through the installed package's "exports".
 import http from 'node:http';
 import t from 'tap';
-import { createNodeClient, type ConnectionState, type Message } from 'walcast/sdk/node';
+import { createNodeClient, type ConnectionState, type Message } from '../src/sdk/node.js';
 import { startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { startTestDatabase } from './helpers/postgres.js';

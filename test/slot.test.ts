@@ -10,7 +10,7 @@ import { startTestDatabase } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
 
-const BIN = fileURLToPath(new URL('../bin/walcast.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/walcast-dev.js', import.meta.url));
 const db = await startTestDatabase(t);
 
 function cli(args: string[], slot: string): Promise<{ code: number; out: string }> {

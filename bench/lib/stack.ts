@@ -1,7 +1,7 @@
 // The systems under test, from harness/'s parts: the run's one PostgreSQL (harness/postgres.ts),
 // and per source a fresh stack of redis-server, an api, relay(s) and two gateways as separate
 // processes, started in parallel (harness/redis.ts, harness/roles.ts). Gateways, and the cdc
-// relay, are walcast itself (bin/walcast.js); the comparison sources' api and relay run
+// relay, are walcast itself (bin/walcast-dev.js); the comparison sources' api and relay run
 // bench/sources/serve.ts, and so does the cdc api when the bench slows its commits. Also the
 // Socket.IO peer.
 import { spawn } from 'node:child_process';

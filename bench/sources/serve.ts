@@ -12,7 +12,7 @@
 //    and /metrics on PORT.
 //  - relay, direct and direct-in-tx: nothing to relay (the api publishes); an idle process that
 //    answers /healthz and /readyz, so every stack has the same shape.
-//  - relay, cdc: not here; that is walcast itself (bin/walcast.js relay).
+//  - relay, cdc: not here; that is walcast itself (bin/walcast-dev.js relay).
 // SIGTERM and SIGINT stop it gracefully (exit 0; 1 past WALCAST_SHUTDOWN_TIMEOUT_MS).
 import { startNode } from '../../src/app/node.js';
 import { mountOps, type ReadinessCheck } from '../../src/app/ops.js';
@@ -67,7 +67,7 @@ async function start(role: string, source: Source, delays: BenchDelays, config: 
     return node;
   }
   if (role !== 'relay') throw new Error(USAGE);
-  if (source === 'cdc') throw new Error('the cdc relay is walcast itself: run `bin/walcast.js relay`');
+  if (source === 'cdc') throw new Error('the cdc relay is walcast itself: run `bin/walcast-dev.js relay`');
 
   // walcast's own /healthz, /readyz and /metrics (src/app/ops.ts), on uWS as in every role.
   const checks: Record<string, ReadinessCheck> = {};

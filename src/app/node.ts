@@ -19,6 +19,7 @@ import { WalcastError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { mountOps, type ReadinessCheck } from './ops.js';
+import { mountStatic } from './static.js';
 
 export type Role = 'api' | 'relay' | 'gateway';
 
@@ -105,6 +106,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   }
   gateway?.mount(app);
   mountOps(app, metrics, checks, [...roles].join('+'));
+  mountStatic(app, log);
   app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>

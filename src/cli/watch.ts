@@ -19,6 +19,6 @@ export async function watch(url: string, token: string, channel: string, since: 
       process.stderr.write(`walcast watch: closed ${code} ${reason}\n`);
       resolve(code === CLOSE.normal ? 0 : 1);
     });
-    process.once('SIGINT', () => ws.close(CLOSE.normal));
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ws.close(CLOSE.normal));
   });
 }
