@@ -80,7 +80,9 @@ export const CONFIG = {
   },
   gateway: {
     ringSize: setting('WALCAST_RING_SIZE', 'gateway', int(0, 1_000_000).default(1024),
-      'Recent frames kept per channel for catch-up without the database.'),
+      'Recent frames kept per channel for catch-up without the database (at most; the ring grows as frames arrive).'),
+    ringBytes: setting('WALCAST_RING_BYTES', 'gateway', int(0, 1024 * 1024 * 1024).default(256 * 1024),
+      'Bytes of recent frames kept per channel at most (big messages fill it before WALCAST_RING_SIZE does).'),
     catchupPage: setting('WALCAST_CATCHUP_PAGE', 'gateway', int(1, 10_000).default(500),
       'Rows per database page during catch-up and gap fill.'),
     upgradeRate: setting('WALCAST_WS_UPGRADE_RATE', 'gateway', int(0, 1_000_000).default(2000),

@@ -72,6 +72,7 @@ export class Gateway {
       publish: (topic, frame) => this.app?.publish(topic, frame),
       onLeft: (sub, reason) => this.commands.left(sub, reason),
       ringSize: g.ringSize,
+      ringBytes: g.ringBytes,
       pageSize: g.catchupPage,
       fanoutBudget: g.fanoutBudget,
       gateway: this.id,

@@ -40,6 +40,7 @@ export interface HubDeps {
   /** Fan a frame out to every socket on the topic (uWS native publish: serialised once). */
   publish(topic: string, frame: string): void;
   ringSize: number;
+  ringBytes: number;
   pageSize: number;
   /** Socket-frames to fan out before yielding the event loop while applying a page from the database (0: no limit). */
   fanoutBudget?: number;
@@ -83,7 +84,7 @@ export class Hub {
   ) {
     this.topic = `c:${channel}`;
     this.presenceTopic = `p:${channel}`;
-    this.ring = new Ring(deps.ringSize);
+    this.ring = new Ring(deps.ringSize, deps.ringBytes);
     this.presence = new ChannelPresence(channel, { ...deps.presence, notify: (frame) => deps.publish(this.presenceTopic, frame) });
   }
 

@@ -24,6 +24,7 @@ export interface RegistryDeps {
   /** A subscription's user left the channel (hub.ts). */
   onLeft: HubDeps['onLeft'];
   ringSize: number;
+  ringBytes: number;
   pageSize: number;
   fanoutBudget: number;
   /** This gateway's id (presence and typing tell gateways apart by it). */
@@ -101,6 +102,7 @@ export class HubRegistry {
       },
       broadcastTyping: (user) => this.publish({ kind: 'typing', channel, user, gateway: d.gateway }),
       ringSize: d.ringSize,
+      ringBytes: d.ringBytes,
       pageSize: d.pageSize,
       fanoutBudget: d.fanoutBudget,
       log: d.log,

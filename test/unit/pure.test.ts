@@ -135,3 +135,21 @@ t.test('visibility: snapshots, 32-bit xids across an epoch, finished or running'
   t.notOk(finishedIn(14, s), 'at or past xmax: not yet');
   t.same(parseSnapshot('10:10:'), { xmin: 10n, xmax: 10n, running: new Set() });
 });
+
+t.test('ring: bounded by bytes as well as entries; replace keeps the bound', async (t) => {
+  const r = new Ring(100, 30);
+  for (let s = 1; s <= 10; s++) r.push({ seq: s, frame: 'x'.repeat(10) });
+  t.equal(r.size, 3, 'three 10-character frames fit in 30');
+  t.equal(r.firstSeq(), 8);
+  t.equal(r.weight, 30);
+  r.replace(9, 'y'.repeat(20));
+  t.same(r.after(8)!.map((e) => e.seq), [9, 10], 'a bigger frame pushes the oldest out');
+  t.equal(r.after(7), undefined);
+  t.equal(r.weight, 30);
+  r.prepend([{ seq: 8, frame: 'z' }]);
+  t.equal(r.size, 2, 'no room to prepend past the byte bound');
+  for (let s = 11; s <= 5000; s++) r.push({ seq: s, frame: 'a' });
+  t.equal(r.size, 30);
+  t.equal(r.lastSeq(), 5000);
+  t.same(r.after(4990)!.map((e) => e.seq), [4991, 4992, 4993, 4994, 4995, 4996, 4997, 4998, 4999, 5000]);
+});
