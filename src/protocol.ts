@@ -41,8 +41,8 @@ export const ERRORS = {
   invalid_json: { status: 400, temporary: false, on: 'both', description: 'the body or frame is not valid JSON (or a WebSocket frame is binary)' },
   invalid_arguments: { status: 400, temporary: false, on: 'both', description: 'a field is missing, has the wrong type or is out of range; `message` says which' },
   msg_too_long: { status: 400, temporary: false, on: 'http', description: '`text` has more characters (code points) than WALCAST_MAX_TEXT_CHARS' },
-  not_authed: { status: 401, temporary: false, on: 'both', description: 'no token was given' },
-  invalid_auth: { status: 401, temporary: false, on: 'both', description: 'the token is malformed, forged, expired or not yet valid' },
+  not_authed: { status: 401, temporary: false, on: 'both', description: 'no token was given (or a socket opened without one sent another frame before `auth`)' },
+  invalid_auth: { status: 401, temporary: false, on: 'both', description: 'the token is malformed, forged, not yet valid, lacks `exp`, lives longer than WALCAST_TOKEN_MAX_LIFETIME_S, has the wrong `iss`/`aud`, or was revoked' },
   not_in_channel: { status: 403, temporary: false, on: 'both', description: 'the caller is not a member of the channel' },
   channel_not_found: { status: 404, temporary: false, on: 'both', description: 'no such channel (or a private channel the caller cannot see)' },
   message_not_found: { status: 404, temporary: false, on: 'http', description: 'no message with that seq in the channel' },
@@ -54,6 +54,9 @@ export const ERRORS = {
   unavailable: { status: 503, temporary: true, on: 'both', description: 'a dependency (database, bus) is down or the server is draining; retry after the hint' },
   unknown_type: { status: 400, temporary: false, on: 'ws', description: 'a frame with an unknown `type`' },
   too_many_subscriptions: { status: 400, temporary: false, on: 'ws', description: 'the connection already holds WALCAST_MAX_SUBSCRIPTIONS subscriptions' },
+  token_expired: { status: 401, temporary: false, on: 'both', description: 'the token has expired: get a fresh one (an open socket takes it in an `auth` frame)' },
+  origin_not_allowed: { status: 403, temporary: false, on: 'both', description: 'a browser request or WebSocket upgrade from an origin WALCAST_ALLOWED_ORIGINS does not allow' },
+  too_many_connections: { status: 429, temporary: true, on: 'ws', description: 'the user already holds WALCAST_MAX_CONNECTIONS_PER_USER sockets on this gateway; retry once one closed' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -109,9 +112,14 @@ export interface CloseSpec {
 
 export const CLOSE = {
   normal: 1000,
+  policy_violation: 1008,
   draining: 1012,
   slow_consumer: 1013,
   heartbeat_timeout: 4000,
+  token_expired: 4001,
+  auth_timeout: 4002,
+  auth_failed: 4003,
+  too_many_connections: 4004,
 } as const;
 
 export const CLOSE_CODES: Record<number, CloseSpec> = {
@@ -119,6 +127,11 @@ export const CLOSE_CODES: Record<number, CloseSpec> = {
   [CLOSE.draining]: { name: 'draining', reconnect: true, by: 'server', description: 'graceful drain (shutdown or restart); the reason carries the retry hint' },
   [CLOSE.slow_consumer]: { name: 'slow_consumer', reconnect: true, by: 'server', description: 'the client read too slowly: more than WALCAST_WS_MAX_BACKPRESSURE bytes were waiting' },
   [CLOSE.heartbeat_timeout]: { name: 'heartbeat_timeout', reconnect: true, by: 'client', description: 'the SDK heard nothing for two heartbeat intervals and gave the socket up' },
+  [CLOSE.policy_violation]: { name: 'policy_violation', reconnect: false, by: 'server', description: 'the client kept sending frames faster than WALCAST_WS_COMMAND_RATE after being refused; reconnecting would repeat it' },
+  [CLOSE.token_expired]: { name: 'token_expired', reconnect: true, by: 'server', description: 'the token expired and no `auth` frame replaced it: reconnect with a fresh token and resume by seq' },
+  [CLOSE.auth_timeout]: { name: 'auth_timeout', reconnect: true, by: 'server', description: 'a socket opened without a token sent no `auth` frame within 5 s' },
+  [CLOSE.auth_failed]: { name: 'auth_failed', reconnect: false, by: 'server', description: 'an `auth` frame had a bad token or another `sub`, a frame came before `auth`, or the user\'s tokens were revoked; reconnect only with a fresh token' },
+  [CLOSE.too_many_connections]: { name: 'too_many_connections', reconnect: true, by: 'server', description: 'after `auth`, the user held WALCAST_MAX_CONNECTIONS_PER_USER sockets on this gateway already; reconnect with backoff' },
 };
 
 /**
@@ -155,21 +168,29 @@ export function retryHintOfResponse(body: unknown, retryAfterHeader: string | nu
 export type ClientFrame =
   | { type: 'subscribe'; channel: string; since?: number }
   | { type: 'unsubscribe'; channel: string }
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | { type: 'auth'; token: string };
 
 /** Server → client. */
 export type ServerFrame =
   | { type: 'subscribed'; channel: string; seq: number }
   | { type: 'message'; channel: string; seq: number; message: Message }
   | { type: 'unsubscribed'; channel: string; reason?: string }
-  | { type: 'error'; code: ErrorCode; channel?: string; message?: string }
-  | { type: 'pong' };
+  | { type: 'error'; code: ErrorCode; channel?: string; message?: string; retry_after_ms?: number }
+  | { type: 'pong' }
+  | { type: 'token_expiring'; expires_at: number }
+  | { type: 'auth_ok'; expires_at: number };
 
 export type ClientFrameType = ClientFrame['type'];
 export type ServerFrameType = ServerFrame['type'];
 
-export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'ping'] as const satisfies readonly ClientFrameType[];
-export const SERVER_FRAME_TYPES = ['subscribed', 'message', 'unsubscribed', 'error', 'pong'] as const satisfies readonly ServerFrameType[];
+export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'ping', 'auth'] as const satisfies readonly ClientFrameType[];
+export const SERVER_FRAME_TYPES = ['subscribed', 'message', 'unsubscribed', 'error', 'pong', 'token_expiring', 'auth_ok'] as const satisfies readonly ServerFrameType[];
+
+/** A socket opened without a token must send `auth` within this long (close 4002 otherwise). */
+export const AUTH_TIMEOUT_MS = 5000;
+/** `token_expiring` goes out when this much of the token's life remains (at once if less). */
+export const TOKEN_EXPIRING_AHEAD_MS = 30_000;
 
 /** Why a subscription was ended by the server (`unsubscribed.reason`). */
 export const UNSUBSCRIBE_REASONS = {
@@ -182,6 +203,7 @@ export const clientFrame = {
     JSON.stringify(since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since }),
   unsubscribe: (channel: string): string => JSON.stringify({ type: 'unsubscribe', channel }),
   ping: (): string => '{"type":"ping"}',
+  auth: (token: string): string => JSON.stringify({ type: 'auth', token }),
 };
 
 /** Frames the server sends, serialised (once per event: the same string goes to every socket). */
@@ -190,9 +212,17 @@ export const serverFrame = {
   message: (m: Message): string => JSON.stringify({ type: 'message', channel: m.channel, seq: m.seq, message: m }),
   unsubscribed: (channel: string, reason?: string): string =>
     JSON.stringify(reason ? { type: 'unsubscribed', channel, reason } : { type: 'unsubscribed', channel }),
-  error: (code: ErrorCode, channel?: string, message?: string): string =>
-    JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) }),
+  error: (code: ErrorCode, channel?: string, message?: string, retryAfterMs?: number): string =>
+    JSON.stringify({
+      type: 'error',
+      code,
+      ...(channel !== undefined ? { channel } : {}),
+      ...(message ? { message } : {}),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.round(retryAfterMs)) } : {}),
+    }),
   pong: (): string => '{"type":"pong"}',
+  tokenExpiring: (expiresAt: number): string => `{"type":"token_expiring","expires_at":${Math.floor(expiresAt)}}`,
+  authOk: (expiresAt: number): string => `{"type":"auth_ok","expires_at":${Math.floor(expiresAt)}}`,
 };
 
 // ---------------------------------------------------------------------------------- paths
@@ -203,4 +233,5 @@ export const PATHS = {
   healthz: '/healthz',
   readyz: '/readyz',
   metrics: '/metrics',
+  admin: '/admin/',
 } as const;
