@@ -10,7 +10,9 @@ export type BusEvent =
   /** A membership ended (kick): that user's subscriptions to the channel end. */
   | { kind: 'kick'; channel: string; user: string }
   /** Events may have been lost upstream (e.g. the replication slot was recreated): every gateway re-reads every channel it serves. */
-  | { kind: 'resync'; epoch: string };
+  | { kind: 'resync'; epoch: string }
+  /** An operator revoked a user's tokens issued before `notBefore` (seconds): every process forgets them, gateways close such sockets. */
+  | { kind: 'revoke'; user: string; notBefore: number };
 
 export type BusEventHandler = (event: BusEvent) => void;
 export type BusStateHandler = (up: boolean) => void;
@@ -22,7 +24,7 @@ export interface Bus {
   /** Receive a channel's events from now on; resolves once the subscription is active. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  /** Channel events of subscribed channels, and every control event (kick, resync). */
+  /** Channel events of subscribed channels, and every control event (kick, resync, revoke). */
   onEvent(handler: BusEventHandler): void;
   /** Called on every loss and every (re)gain of the broker; on a regain, subscribers must re-sync. */
   onState(handler: BusStateHandler): void;

@@ -198,6 +198,8 @@ function isEvent(e: unknown, t: string): e is BusEvent {
       return t === CONTROL_TOPIC && typeof v.channel === 'string' && typeof v.user === 'string';
     case 'resync':
       return t === CONTROL_TOPIC && typeof v.epoch === 'string';
+    case 'revoke':
+      return t === CONTROL_TOPIC && typeof v.user === 'string' && typeof v.notBefore === 'number';
     default:
       return false;
   }
