@@ -2,7 +2,7 @@
 // subscriptions with exactly-once, in-order delivery across reconnects, and the protocol's
 // shapes, codes and errors. See docs/protocol.md for the wire protocol underneath.
 export { WalcastClient, createClient, gatewayUrl } from './client.js';
-export type { BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
+export type { AuthEvent, BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
 export { ChannelSubscription, SubscriptionEnded } from './subscription.js';
 export type { SubscribeOptions } from './subscription.js';
 export { CLOSE, CLOSE_CODES, ERRORS, WalcastError, isTemporary, shouldReconnect } from '../protocol.js';
