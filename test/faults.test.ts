@@ -3,7 +3,7 @@
 // gateways while a steady stream of posts runs; mid-stream one part dies. Every client must
 // end with every message exactly once, in order.
 import t from 'tap';
-import { startTopology, type Topology } from '../harness/topology.js';
+import { HARNESS_ADMIN_TOKEN, startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { ResumingClient } from './helpers/resuming.js';
 import { contiguous } from './helpers/clients.js';
@@ -43,7 +43,7 @@ async function postSteadily(channel: string, n: number, everyMs: number, onPoste
 
 async function activeRelay(): Promise<number> {
   for (let i = 0; i < topo.relays.length; i++) {
-    const r = await fetch(`${topo.relays[i]!.url}/readyz`).then((r) => r.json() as Promise<any>).catch(() => null);
+    const r = await fetch(`${topo.relays[i]!.url}/readyz`, { headers: { authorization: `Bearer ${HARNESS_ADMIN_TOKEN}` } }).then((r) => r.json() as Promise<any>).catch(() => null);
     if (r?.checks?.relay === true) return i;
   }
   return -1;
