@@ -75,6 +75,8 @@ export interface ClientOptions {
 const OPEN = 1;
 const DEFAULT_BASE_MS = 250;
 const DEFAULT_MAX_MS = 30_000;
+/** Tokens are refreshed on an open socket at most this often. */
+const REFRESH_MIN_MS = 2000;
 
 export class WalcastClient implements SubscriptionOwner {
   /** Reconnections so far, and the close code and retry hint that caused the last one. */
@@ -88,6 +90,8 @@ export class WalcastClient implements SubscriptionOwner {
   lastAuthError: WalcastError | undefined;
   private readonly authListeners = new Set<(e: AuthEvent) => void>();
   private refreshing = false;
+  private lastRefreshAt = 0;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private _state: ConnectionState = 'idle';
   private ws: WebSocketLike | null = null;
   private readonly subs = new Map<string, ChannelSubscription>();
@@ -325,7 +329,14 @@ export class WalcastClient implements SubscriptionOwner {
     if (f.type === 'token_expiring') {
       this.tokenExpiresAt = f.expires_at;
       this.emitAuth({ type: 'expiring', expiresAt: f.expires_at });
-      void this.refreshToken();
+      // The server warns at once when less than 30 s remain, also right after an auth_ok for a
+      // short-lived token: refresh at most once per REFRESH_MIN_MS, never a tight loop.
+      const wait = Math.min(Math.max(0, this.lastRefreshAt + REFRESH_MIN_MS - Date.now()), Math.max(0, f.expires_at - Date.now() - 1000));
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = null;
+        void this.refreshToken();
+      }, wait);
       return;
     }
     if (f.type === 'auth_ok') {
@@ -381,6 +392,7 @@ export class WalcastClient implements SubscriptionOwner {
     if (typeof this.o.token !== 'function' || this.refreshing) return;
     const ws = this.ws;
     this.refreshing = true;
+    this.lastRefreshAt = Date.now();
     try {
       const token = await this.o.token();
       if (this.ws === ws && ws && ws.readyState === OPEN) ws.send(clientFrame.auth(token));
@@ -427,6 +439,8 @@ export class WalcastClient implements SubscriptionOwner {
   }
 
   private clearTimers(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.timer = null;
