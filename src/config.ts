@@ -165,7 +165,7 @@ export const CONFIG = {
   pgPoolMax: setting('WALCAST_PG_POOL_MAX', 'process', int(0, 1000).default(0),
     'Database connections per process; 0: sized for the roles it runs (the write lanes plus 8 for the API, the gateway\'s read concurrency plus 2, 2 for the relay).'),
   tokenTtlS: setting('WALCAST_TOKEN_TTL_S', 'process', int(1, 366 * 86400).default(86400),
-    'Lifetime of tokens from `walcast token` and the demo token; at most `WALCAST_TOKEN_MAX_LIFETIME_S`.'),
+    'Lifetime of tokens from `walcast token` and the demo token (capped at `WALCAST_TOKEN_MAX_LIFETIME_S`).'),
   shutdownTimeoutMs: setting('WALCAST_SHUTDOWN_TIMEOUT_MS', 'process', int(0, 600_000).default(10_000),
     'Graceful stop deadline; past it the process exits 1.'),
   allowUwsFallback: setting('WALCAST_ALLOW_UWS_FALLBACK', 'process', bool.default(false),
@@ -205,9 +205,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const g = config.gateway;
     if (g.drainWindowMs > 0 && config.shutdownTimeoutMs > 0 && g.drainWindowMs >= config.shutdownTimeoutMs) {
       problems.push(`  WALCAST_DRAIN_WINDOW_MS (${g.drainWindowMs}) must be shorter than WALCAST_SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs})`);
-    }
-    if (config.tokenTtlS > config.auth.maxLifetimeS) {
-      problems.push(`  WALCAST_TOKEN_TTL_S (${config.tokenTtlS}) must not exceed WALCAST_TOKEN_MAX_LIFETIME_S (${config.auth.maxLifetimeS})`);
     }
   }
   if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);

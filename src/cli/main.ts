@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'token': {
       const user = rest[0];
       if (!user) throw new UsageError('usage: walcast token <user> [--ttl <seconds>]');
-      let ttl = values.ttl !== undefined ? Number(values.ttl) : config.tokenTtlS;
+      let ttl = values.ttl !== undefined ? Number(values.ttl) : Math.min(config.tokenTtlS, config.auth.maxLifetimeS);
       if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl must be a whole number of seconds above 0: every token expires');
       const max = config.auth.maxLifetimeS;
       if (ttl > max) {
@@ -200,7 +200,7 @@ async function serve(config: Config, log: Logger, roles: Role[], standalone: boo
     log.info('walcast running', { roles, listening: `${node.host}:${node.port}`, url: base, opsPort: node.opsPort, source: config.source, bus: node.bus.kind });
     if (!adminToken && !config.auth.opsPort) log.warn('neither WALCAST_ADMIN_TOKEN nor WALCAST_OPS_PORT is set: /metrics and /admin/* answer 401 here');
     if (standalone) {
-      const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', config.tokenTtlS);
+      const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', Math.min(config.tokenTtlS, config.auth.maxLifetimeS));
       const where = local === node.host ? '' : `  (listening on ${node.host}:${node.port}: every interface)`;
       process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)${where}\n`);
       process.stdout.write(`demo token (user "demo"): ${demo}\n`);
