@@ -15,7 +15,7 @@ const USAGE = `walcast: real-time fan-out of committed PostgreSQL rows over WebS
 
 Usage:
   walcast start                 everything in one process (embedded PostgreSQL without DATABASE_URL)
-  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET; REDIS_URL across processes)
+  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET or WALCAST_JWKS_URL; REDIS_URL across processes)
   walcast migrate               apply migrations and the publication, idempotently
   walcast token <user> [--ttl <seconds>]   print an access token for <user> (at most WALCAST_TOKEN_MAX_LIFETIME_S)
   walcast revoke <user> [--url <base url>] end every token of <user> issued so far, on every process, now
