@@ -9,7 +9,10 @@ import { createLogger } from '../src/log.js';
 import { postmasterPid, withDescendants } from './proc-stats.js';
 
 export interface Postgres {
+  /** The application role (walcast_app: not a superuser). */
   url: string;
+  /** The superuser, for what tests and benchmarks do as an administrator (ALTER SYSTEM, CHECKPOINT). */
+  adminUrl: string;
   port: number;
   dir: string;
   /** Stops the server (a fast shutdown); `start` brings it back on the same port. */
@@ -27,6 +30,7 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
   let server: EmbeddedDatabase | null = await startEmbeddedPostgres(dir, log);
   const db: Postgres = {
     url: server.url,
+    adminUrl: server.adminUrl,
     port: server.port,
     dir,
     stop: async () => {

@@ -9,6 +9,9 @@ import { startProxy } from './proxy.js';
 import { startRedis, type RedisProc } from './redis.js';
 import { startRole, type RoleOptions, type RoleProc } from './roles.js';
 
+/** The admin token every role of a harness topology runs with (/metrics, /readyz details). */
+export const HARNESS_ADMIN_TOKEN = 'harness-admin-token-0123456789';
+
 export interface Topology {
   databaseUrl: string;
   secret: string;
@@ -54,6 +57,10 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
     WALCAST_HEARTBEAT_MS: '1000',
     // Load and fault tests invite synthetic users who never signed in.
     WALCAST_INVITE_UNKNOWN_USERS: '1',
+    WALCAST_ADMIN_TOKEN: HARNESS_ADMIN_TOKEN,
+    // Load drivers and tests run many sockets per user, and every client comes from 127.0.0.1.
+    WALCAST_MAX_CONNECTIONS_PER_USER: '0',
+    WALCAST_AUTH_FAIL_BURST_IP: '1000000',
     ...o.env,
   };
   const plan: (() => Promise<RoleProc>)[] = [

@@ -5,10 +5,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-export type Group = 'essentials' | 'http' | 'websocket' | 'gateway' | 'relay' | 'api' | 'process';
+export type Group = 'essentials' | 'security' | 'http' | 'websocket' | 'gateway' | 'relay' | 'api' | 'process';
 
 export const GROUPS: Record<Group, string> = {
   essentials: 'Essentials',
+  security: 'Tokens, origins, admin access and abuse limits (see docs/security.md)',
   http: 'HTTP API limits',
   websocket: 'WebSocket limits',
   gateway: 'Gateway: catch-up, storms and fair fan-out',
@@ -39,23 +40,66 @@ const bool = z
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const rate = () => z.coerce.number().min(0).max(1_000_000);
+const isLoopbackHost = (h: string) => h === 'localhost' || h === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(h);
+/** A comma-separated list, trimmed, empty items dropped. */
+const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
 
 export const CONFIG = {
   databaseUrl: setting('DATABASE_URL', 'essentials', z.string().url().optional(),
     'PostgreSQL 14+ with `wal_level=logical`; the relay\'s role needs REPLICATION. Unset: `start` runs an embedded PostgreSQL in the data dir.', '(embedded)'),
   redisUrl: setting('REDIS_URL', 'essentials', z.string().url().optional(),
     'Redis 7 for the bus between separate processes. Unset: the in-process bus (one process only).', '(in-process bus)'),
-  host: setting('HOST', 'essentials', z.string().min(1).default('0.0.0.0'), 'Address the HTTP and WebSocket listener binds.'),
+  host: setting('HOST', 'essentials', z.string().min(1).optional(),
+    'Address the HTTP and WebSocket listener binds. Unset: `start` binds 127.0.0.1 (this machine only), the roles (`api`, `relay`, `gateway`, for containers) 0.0.0.0.',
+    '127.0.0.1 (`start`), 0.0.0.0 (roles)'),
   port: setting('PORT', 'essentials', int(0, 65535).default(8080), 'Port of the HTTP and WebSocket listener (`start` serves everything on it).'),
   secret: setting('WALCAST_SECRET', 'essentials', z.string().min(16, 'WALCAST_SECRET must be at least 16 characters').optional(),
     'HS256 token signing key, 16+ characters, the same for every role.', '(generated into the data dir by `start`)'),
   dataDir: setting('WALCAST_DATA_DIR', 'essentials', z.string().default('./.walcast').transform((p) => path.resolve(p)),
-    'Embedded PostgreSQL\'s data and the generated secret.', './.walcast'),
+    'Embedded PostgreSQL\'s data and the generated secret and admin token.', './.walcast'),
   source: setting('WALCAST_SOURCE', 'essentials',
     z.enum(['cdc'], { error: () => 'WALCAST_SOURCE: walcast runs `cdc`; the comparison sources (notify, direct, direct-in-tx) run only inside the benchmarks (bench/sources)' }).default('cdc'),
     'How stored rows become events: `cdc` (the WAL). The comparison sources `notify` and `direct` exist only in the benchmarks.'),
   logLevel: setting('WALCAST_LOG_LEVEL', 'essentials', z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
     '`debug`, `info`, `warn`, `error` or `silent`; JSON lines on stderr.'),
+  auth: {
+    jwksUrl: setting('WALCAST_JWKS_URL', 'security',
+      z.string().url().refine((u) => { const x = new URL(u); return x.protocol === 'https:' || (x.protocol === 'http:' && isLoopbackHost(x.hostname)); },
+        'WALCAST_JWKS_URL must be https (http only on a loopback address)').optional(),
+      'An identity provider\'s JSON Web Key Set: tokens signed with RS256, ES256 or EdDSA are verified with its keys (by `kid`, cached, fetched again for an unknown `kid`). Beside HS256 tokens signed with `WALCAST_SECRET`.', '(none)'),
+    jwtIssuer: setting('WALCAST_JWT_ISSUER', 'security', z.string().min(1).optional(),
+      'When set, every token must carry this `iss` (`walcast token` stamps it).', '(not checked)'),
+    jwtAudience: setting('WALCAST_JWT_AUDIENCE', 'security', z.string().min(1).optional(),
+      'When set, every token\'s `aud` must contain this (`walcast token` stamps it).', '(not checked)'),
+    maxLifetimeS: setting('WALCAST_TOKEN_MAX_LIFETIME_S', 'security', int(60, 366 * 86400).default(86400),
+      'Tokens living longer (`exp` − `iat`, or `exp` − now) are refused; every token must carry `exp`.'),
+    jwksCooldownS: setting('WALCAST_JWKS_COOLDOWN_S', 'security', int(0, 3600).default(30),
+      'An unknown `kid` fetches the key set again at most once per this many seconds (key rotation is seen within it).'),
+    adminToken: setting('WALCAST_ADMIN_TOKEN', 'security', z.string().min(16, 'WALCAST_ADMIN_TOKEN must be at least 16 characters').optional(),
+      'Bearer token for `/metrics`, `/readyz` details and `/admin/*` on the public port (16+ characters). `start` generates one into the data dir. Unset on a role: those answer 401.',
+      '(generated into the data dir by `start`)'),
+    opsPort: setting('WALCAST_OPS_PORT', 'security', int(0, 65535).optional(),
+      'A second listener for operators: `/healthz`, `/readyz` with details, `/metrics` and `/admin/*` without a token. Keep it on an internal network.', '(none)'),
+    opsHost: setting('WALCAST_OPS_HOST', 'security', z.string().min(1).default('127.0.0.1'), 'Address the ops listener binds.'),
+  },
+  abuse: {
+    allowedOrigins: setting('WALCAST_ALLOWED_ORIGINS', 'security', list.optional(),
+      'Comma-separated origins (`https://app.example`) allowed to open WebSockets and call the API from a browser; `*` allows any. Unset: only the server\'s own origin. Requests without `Origin` (not from a browser) are always allowed.',
+      '(same origin only)'),
+    maxConnectionsPerUser: setting('WALCAST_MAX_CONNECTIONS_PER_USER', 'security', int(0, 10_000_000).default(32),
+      'Open sockets per user per gateway process (0: no limit); over it 429 `too_many_connections`.'),
+    commandRate: setting('WALCAST_WS_COMMAND_RATE', 'security', rate().default(50),
+      'Frames per second per socket (token bucket; 0: no limit); over it `rate_limited` error frames, and a socket that keeps on is closed with 1008.'),
+    commandBurst: setting('WALCAST_WS_COMMAND_BURST', 'security', int(1, 1_000_000).default(200),
+      'Frames a socket may send at once before the rate applies (a reconnect resubscribes every channel at once: keep it above `WALCAST_MAX_SUBSCRIPTIONS`).'),
+    authFailRate: setting('WALCAST_AUTH_FAIL_RATE_IP', 'security', rate().default(1),
+      'Failed authentications (bad tokens at the upgrade, in `auth` frames or on the API) per second per client address (0: no limit); beyond the burst the address gets 429 `rate_limited` before its token is even checked.'),
+    authFailBurst: setting('WALCAST_AUTH_FAIL_BURST_IP', 'security', int(1, 1_000_000).default(20),
+      'Failed authentications an address may have at once before the rate applies.'),
+    trustedProxies: setting('WALCAST_TRUSTED_PROXIES', 'security', list.optional(),
+      'Comma-separated addresses or IPv4 CIDRs of proxies whose `X-Forwarded-For` is believed (the client address for per-address limits). Unset: the peer address.',
+      '(none)'),
+  },
   slot: setting('WALCAST_SLOT', 'relay', z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _').default('walcast'),
     'Replication slot name (the publication is `walcast`).'),
   relay: {
@@ -128,8 +172,8 @@ export const CONFIG = {
   },
   pgPoolMax: setting('WALCAST_PG_POOL_MAX', 'process', int(0, 1000).default(0),
     'Database connections per process; 0: sized for the roles it runs (the write lanes plus 8 for the API, the gateway\'s read concurrency plus 2, 2 for the relay).'),
-  tokenTtlS: setting('WALCAST_TOKEN_TTL_S', 'process', int(0, 10 * 365 * 86400).default(86400),
-    'Lifetime of tokens from `walcast token` and the demo token.'),
+  tokenTtlS: setting('WALCAST_TOKEN_TTL_S', 'process', int(1, 366 * 86400).default(86400),
+    'Lifetime of tokens from `walcast token` and the demo token (capped at `WALCAST_TOKEN_MAX_LIFETIME_S`).'),
   shutdownTimeoutMs: setting('WALCAST_SHUTDOWN_TIMEOUT_MS', 'process', int(0, 600_000).default(10_000),
     'Graceful stop deadline; past it the process exits 1.'),
   allowUwsFallback: setting('WALCAST_ALLOW_UWS_FALLBACK', 'process', bool.default(false),

@@ -53,8 +53,8 @@ export const ERRORS = {
   invalid_json: { status: 400, temporary: false, on: 'both', description: 'the body or frame is not valid JSON (or a WebSocket frame is binary)' },
   invalid_arguments: { status: 400, temporary: false, on: 'both', description: 'a field is missing, has the wrong type or is out of range; `message` says which' },
   msg_too_long: { status: 400, temporary: false, on: 'http', description: '`text` has more characters (code points) than WALCAST_MAX_TEXT_CHARS' },
-  not_authed: { status: 401, temporary: false, on: 'both', description: 'no token was given' },
-  invalid_auth: { status: 401, temporary: false, on: 'both', description: 'the token is malformed, forged, expired or not yet valid' },
+  not_authed: { status: 401, temporary: false, on: 'both', description: 'no token was given (or a socket opened without one sent another frame before `auth`)' },
+  invalid_auth: { status: 401, temporary: false, on: 'both', description: 'the token is malformed, forged, not yet valid, lacks `exp`, lives longer than WALCAST_TOKEN_MAX_LIFETIME_S, has the wrong `iss`/`aud`, or was revoked' },
   not_in_channel: { status: 403, temporary: false, on: 'both', description: 'the caller is not a member of the channel' },
   channel_not_found: { status: 404, temporary: false, on: 'both', description: 'no such channel (or a private channel the caller cannot see)' },
   message_not_found: { status: 404, temporary: false, on: 'http', description: 'no message with that seq in the channel' },
@@ -71,6 +71,9 @@ export const ERRORS = {
   parent_not_found: { status: 404, temporary: false, on: 'http', description: '`reply_to` names no message of the channel, or a deleted one' },
   user_not_found: { status: 404, temporary: false, on: 'http', description: 'an invited user is unknown to walcast (has never signed in); `users` lists them' },
   not_allowed: { status: 403, temporary: false, on: 'http', description: 'the caller\'s role does not allow it (kick, invite where members may not), or the user was kicked and must be invited back' },
+  token_expired: { status: 401, temporary: false, on: 'both', description: 'the token has expired: get a fresh one (an open socket takes it in an `auth` frame)' },
+  origin_not_allowed: { status: 403, temporary: false, on: 'both', description: 'a browser request or WebSocket upgrade from an origin WALCAST_ALLOWED_ORIGINS does not allow' },
+  too_many_connections: { status: 429, temporary: true, on: 'ws', description: 'the user already holds WALCAST_MAX_CONNECTIONS_PER_USER sockets on this gateway; retry once one closed' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -126,9 +129,14 @@ export interface CloseSpec {
 
 export const CLOSE = {
   normal: 1000,
+  policy_violation: 1008,
   draining: 1012,
   slow_consumer: 1013,
   heartbeat_timeout: 4000,
+  token_expired: 4001,
+  auth_timeout: 4002,
+  auth_failed: 4003,
+  too_many_connections: 4004,
 } as const;
 
 export const CLOSE_CODES: Record<number, CloseSpec> = {
@@ -136,6 +144,11 @@ export const CLOSE_CODES: Record<number, CloseSpec> = {
   [CLOSE.draining]: { name: 'draining', reconnect: true, by: 'server', description: 'graceful drain (shutdown or restart); the reason carries the retry hint' },
   [CLOSE.slow_consumer]: { name: 'slow_consumer', reconnect: true, by: 'server', description: 'the client read too slowly: more than WALCAST_WS_MAX_BACKPRESSURE bytes were waiting' },
   [CLOSE.heartbeat_timeout]: { name: 'heartbeat_timeout', reconnect: true, by: 'client', description: 'the SDK heard nothing for two heartbeat intervals and gave the socket up' },
+  [CLOSE.policy_violation]: { name: 'policy_violation', reconnect: false, by: 'server', description: 'the client kept sending frames faster than WALCAST_WS_COMMAND_RATE after being refused; reconnecting would repeat it' },
+  [CLOSE.token_expired]: { name: 'token_expired', reconnect: true, by: 'server', description: 'the token expired and no `auth` frame replaced it: reconnect with a fresh token and resume by seq' },
+  [CLOSE.auth_timeout]: { name: 'auth_timeout', reconnect: true, by: 'server', description: 'a socket opened without a token sent no `auth` frame within 5 s' },
+  [CLOSE.auth_failed]: { name: 'auth_failed', reconnect: false, by: 'server', description: 'an `auth` frame had a bad token or another `sub`, a frame came before `auth`, or the user\'s tokens were revoked; reconnect only with a fresh token' },
+  [CLOSE.too_many_connections]: { name: 'too_many_connections', reconnect: true, by: 'server', description: 'after `auth`, the user held WALCAST_MAX_CONNECTIONS_PER_USER sockets on this gateway already; reconnect with backoff' },
 };
 
 /**
@@ -173,7 +186,8 @@ export type ClientFrame =
   | { type: 'subscribe'; channel: string; since?: number; presence?: boolean }
   | { type: 'unsubscribe'; channel: string }
   | { type: 'typing'; channel: string }
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | { type: 'auth'; token: string };
 
 /** Why a member left a channel (`member_left.reason`, and `unsubscribed.reason` of their subscriptions). */
 export type LeaveReason = 'left' | 'kicked';
@@ -204,13 +218,15 @@ export type ServerFrame =
   | { type: 'presence_left'; channel: string; user: string }
   /** Instead of presence_joined/left when more users are present than a gateway lists one by one. */
   | { type: 'presence_count'; channel: string; count: number }
-  | { type: 'error'; code: ErrorCode; channel?: string; message?: string }
-  | { type: 'pong' };
+  | { type: 'error'; code: ErrorCode; channel?: string; message?: string; retry_after_ms?: number }
+  | { type: 'pong' }
+  | { type: 'token_expiring'; expires_at: number }
+  | { type: 'auth_ok'; expires_at: number };
 
 export type ClientFrameType = ClientFrame['type'];
 export type ServerFrameType = ServerFrame['type'];
 
-export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'typing', 'ping'] as const satisfies readonly ClientFrameType[];
+export const CLIENT_FRAME_TYPES = ['subscribe', 'unsubscribe', 'typing', 'ping', 'auth'] as const satisfies readonly ClientFrameType[];
 export const SERVER_FRAME_TYPES = [
   'subscribed',
   ...CHANGE_TYPES,
@@ -221,10 +237,17 @@ export const SERVER_FRAME_TYPES = [
   'presence_count',
   'error',
   'pong',
+  'token_expiring',
+  'auth_ok',
 ] as const satisfies readonly ServerFrameType[];
 
 /** Whether a frame is part of the change log (carries a seq the client's cursor follows). */
 export const isChangeFrame = (f: { type: string }): f is ChangeFrame => (CHANGE_TYPES as readonly string[]).includes(f.type);
+
+/** A socket opened without a token must send `auth` within this long (close 4002 otherwise). */
+export const AUTH_TIMEOUT_MS = 5000;
+/** `token_expiring` goes out when this much of the token's life remains (at once if less). */
+export const TOKEN_EXPIRING_AHEAD_MS = 30_000;
 
 /** Why a subscription was ended by the server (`unsubscribed.reason`). */
 export const UNSUBSCRIBE_REASONS = {
@@ -242,6 +265,7 @@ export const clientFrame = {
   unsubscribe: (channel: string): string => JSON.stringify({ type: 'unsubscribe', channel }),
   typing: (channel: string): string => JSON.stringify({ type: 'typing', channel }),
   ping: (): string => '{"type":"ping"}',
+  auth: (token: string): string => JSON.stringify({ type: 'auth', token }),
 };
 
 /** Frames the server sends, serialised (once per event: the same string goes to every socket). */
@@ -254,9 +278,17 @@ export const serverFrame = {
   typing: (channel: string, user: string): string => JSON.stringify({ type: 'typing', channel, user }),
   presence: (type: 'presence_joined' | 'presence_left', channel: string, user: string): string => JSON.stringify({ type, channel, user }),
   presenceCount: (channel: string, count: number): string => JSON.stringify({ type: 'presence_count', channel, count }),
-  error: (code: ErrorCode, channel?: string, message?: string): string =>
-    JSON.stringify({ type: 'error', code, ...(channel !== undefined ? { channel } : {}), ...(message ? { message } : {}) }),
+  error: (code: ErrorCode, channel?: string, message?: string, retryAfterMs?: number): string =>
+    JSON.stringify({
+      type: 'error',
+      code,
+      ...(channel !== undefined ? { channel } : {}),
+      ...(message ? { message } : {}),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.round(retryAfterMs)) } : {}),
+    }),
   pong: (): string => '{"type":"pong"}',
+  tokenExpiring: (expiresAt: number): string => `{"type":"token_expiring","expires_at":${Math.floor(expiresAt)}}`,
+  authOk: (expiresAt: number): string => `{"type":"auth_ok","expires_at":${Math.floor(expiresAt)}}`,
 };
 
 // ---------------------------------------------------------------------------------- HTTP API
@@ -291,4 +323,5 @@ export const PATHS = {
   metrics: '/metrics',
   /** The browser SDK as one ES module (dist/browser/sdk.js). */
   sdk: '/sdk.js',
+  admin: '/admin/',
 } as const;

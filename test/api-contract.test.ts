@@ -5,7 +5,7 @@ import t from 'tap';
 import { expiredToken, forgedToken } from './helpers/tokens.js';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { startTestDatabase } from './helpers/postgres.js';
-import { SECRET, startWalcast, until } from './helpers/walcast.js';
+import { SECRET, adminHeaders, startWalcast, until } from './helpers/walcast.js';
 import { Api, type ApiResult } from './helpers/clients.js';
 
 const db = await startTestDatabase(t);
@@ -105,7 +105,7 @@ function rawRequest(head: string, body: Buffer | string | (Buffer | string)[] = 
   });
 }
 
-t.test('health, readiness and metrics need no token', async (t) => {
+t.test('health and readiness need no token; details and metrics need the admin token', async (t) => {
   const h = await fetch(`${w.base}/healthz`);
   t.equal(h.status, 200);
   await h.arrayBuffer();
@@ -126,10 +126,23 @@ t.test('health, readiness and metrics need no token', async (t) => {
   const ready = (await r.json()) as Record<string, unknown>;
   t.equal(typeof ready, 'object');
   t.equal(ready.ok, true, 'ready once the relay streams');
+  t.same(Object.keys(ready), ['ok'], 'without the admin token, only ok');
+  const detailed = (await (await fetch(`${w.base}/readyz`, { headers: adminHeaders })).json()) as Record<string, any>;
+  t.equal(detailed.checks?.relay, true, 'with the admin token, every check');
+
+  const anonymous = await fetch(`${w.base}/metrics`);
+  t.equal(anonymous.status, 401, 'metrics without the admin token');
+  t.equal(((await anonymous.json()) as { error: string }).error, 'not_authed');
+  const wrong = await fetch(`${w.base}/metrics`, { headers: { authorization: 'Bearer not-the-admin-token-at-all' } });
+  t.equal(wrong.status, 401, 'metrics with a wrong admin token');
+  t.equal(((await wrong.json()) as { error: string }).error, 'invalid_auth');
+  const userToken = await fetch(`${w.base}/metrics`, { headers: { authorization: `Bearer ${alice.token}` } });
+  t.equal(userToken.status, 401, 'a user token is not the admin token');
+  await userToken.arrayBuffer();
 
   // Make sure at least one API metric has a sample before scraping.
   await alice.call('conversations.create', { name: 'metrics' });
-  const m = await fetch(`${w.base}/metrics`);
+  const m = await fetch(`${w.base}/metrics`, { headers: adminHeaders });
   t.equal(m.status, 200);
   t.match(m.headers.get('content-type') ?? '', /^text\/plain/);
   const text = await m.text();
@@ -387,6 +400,13 @@ t.test('invalid_arguments: wrong types and missing fields, for every method', as
     ['chat.postMessage', { channel: ch, text: 'hi', client_msg_id: { k: 1 } }],
     ['chat.postMessage', { channel: '', text: 'hi' }],
     ['chat.postMessage', { channel: 'C'.repeat(65), text: 'hi' }],
+    // Channel ids are checked at the edge: anything not shaped like one never reaches the database.
+    ['chat.postMessage', { channel: 'nope', text: 'hi' }],
+    ['chat.postMessage', { channel: 'c' + '0'.repeat(12), text: 'hi' }],
+    ['chat.postMessage', { channel: 'C' + '0'.repeat(11) + '\u0000', text: 'hi' }],
+    ['conversations.join', { channel: 'nope' }],
+    ['conversations.invite', { channel: 'nope', users: ['bob'] }],
+    ['conversations.kick', { channel: 'nope', user: 'bob' }],
     // NUL cannot be stored in PostgreSQL text
     ['chat.postMessage', { channel: ch, text: 'before\u0000after' }],
     ['chat.postMessage', { channel: ch, text: '\u0000' }],
@@ -431,6 +451,9 @@ t.test('invalid_arguments: wrong types and missing fields, for every method', as
     ['conversations.history', { channel: ch, after_seq: '-1' }],
     ['conversations.history', { channel: ch, after_seq: '0.5' }],
     ['conversations.history', { channel: ch, after_seq: 'x' }],
+    ['conversations.history', { channel: 'nope' }],
+    ['conversations.history', { channel: '\u0000' }],
+    ['chat.getMessage', { channel: 'nope', seq: 1 }],
   ];
   for (const [method, query] of gets) {
     isError(t, await alice.get(method, query), 400, 'invalid_arguments', `${method} ${JSON.stringify(query)}`);
@@ -560,8 +583,9 @@ t.test('invalid_auth: garbage, forged, expired and unsigned tokens', async (t) =
   };
   for (const [what, token] of Object.entries(tokens)) {
     const api = new Api(w.base, token);
-    isError(t, await api.post('chat.postMessage', { channel: ch, text: 'x' }), 401, 'invalid_auth', `${what} (POST)`);
-    isError(t, await api.get('conversations.history', { channel: ch }), 401, 'invalid_auth', `${what} (GET)`);
+    const code = what === 'expired' ? 'token_expired' : 'invalid_auth';
+    isError(t, await api.post('chat.postMessage', { channel: ch, text: 'x' }), 401, code, `${what} (POST)`);
+    isError(t, await api.get('conversations.history', { channel: ch }), 401, code, `${what} (GET)`);
   }
   // Sanity: the same construction with the right secret and a future exp works.
   const good = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('alice').setExpirationTime(now + 3600).sign(key(SECRET));
@@ -570,7 +594,7 @@ t.test('invalid_auth: garbage, forged, expired and unsigned tokens', async (t) =
 });
 
 t.test('channel_not_found: unknown channel ids, for each method that takes one', async (t) => {
-  for (const id of [UNKNOWN, 'nope', 'C' + '0'.repeat(12)]) {
+  for (const id of [UNKNOWN, 'C' + '0'.repeat(12)]) {
     isError(t, await alice.post('conversations.join', { channel: id }), 404, 'channel_not_found', `join ${id}`);
     isError(t, await alice.post('conversations.invite', { channel: id, users: ['bob'] }), 404, 'channel_not_found', `invite ${id}`);
     isError(t, await alice.post('conversations.kick', { channel: id, user: 'bob' }), 404, 'channel_not_found', `kick ${id}`);
@@ -635,6 +659,6 @@ t.test('the process survived all of the above', async (t) => {
   t.same(got.message, posted.message);
   const h = await fetch(`${w.base}/healthz`);
   t.equal(h.status, 200);
-  const metrics = await (await fetch(`${w.base}/metrics`)).text();
+  const metrics = await (await fetch(`${w.base}/metrics`, { headers: adminHeaders })).text();
   t.notMatch(metrics, /walcast_http_requests_total\{[^}]*status="500"[^}]*\} [1-9]/, 'no request ended in a 500');
 });

@@ -4,7 +4,7 @@
 // members joining); mid-stream one part dies. Every client must end with every frame of the
 // channel's log exactly once, in order.
 import t from 'tap';
-import { startTopology, type Topology } from '../harness/topology.js';
+import { HARNESS_ADMIN_TOKEN, startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { ResumingClient } from './helpers/resuming.js';
 import { contiguous } from './helpers/clients.js';
@@ -63,7 +63,7 @@ async function lastSeq(channel: string): Promise<number> {
 
 async function activeRelay(): Promise<number> {
   for (let i = 0; i < topo.relays.length; i++) {
-    const r = await fetch(`${topo.relays[i]!.url}/readyz`).then((r) => r.json() as Promise<any>).catch(() => null);
+    const r = await fetch(`${topo.relays[i]!.url}/readyz`, { headers: { authorization: `Bearer ${HARNESS_ADMIN_TOKEN}` } }).then((r) => r.json() as Promise<any>).catch(() => null);
     if (r?.checks?.relay === true) return i;
   }
   return -1;

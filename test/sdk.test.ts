@@ -36,7 +36,7 @@ t.test('single node: callback and async iterator, live-only and since, state', a
 
   const viaCallback: number[] = [];
   const all = client.subscribe(channel.id, { since: 0, onMessage: (m) => viaCallback.push(m.seq) });
-  const live = client.subscribe(channel.id + 'x', {}); // unknown channel: ends with channel_not_found
+  const live = client.subscribe('CZZZZZZZZZZZZ', {}); // unknown channel: ends with channel_not_found
   const ended = await new Promise<string | undefined>((r) => {
     if (live.state === 'ended') return r(live.endReason);
     const timer = setInterval(() => live.state === 'ended' && (clearInterval(timer), r(live.endReason)), 10);

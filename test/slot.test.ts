@@ -23,7 +23,7 @@ function cli(args: string[], slot: string): Promise<{ code: number; out: string 
 
 const q = async <T = any>(sql: string, params: unknown[] = []): Promise<T[]> => {
   const pg = (await import('pg')).default;
-  const c = new pg.Client({ connectionString: db.url });
+  const c = new pg.Client({ connectionString: db.adminUrl });
   await c.connect();
   try {
     return (await c.query(sql, params)).rows as T[];

@@ -12,6 +12,8 @@ import { PATHS } from '../../src/protocol.js';
 export interface Standalone {
   base: string;
   token: string;
+  /** For /metrics: the admin token `start` generated and printed. */
+  adminToken: string;
   stop(): Promise<void>;
 }
 
@@ -38,7 +40,8 @@ export async function startStandalone(env: Record<string, string> = {}): Promise
     while (!/demo token/.test(proc.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     const token = /demo token \(user "demo"\): (\S+)/.exec(proc.output())?.[1];
     if (!token) throw new Error(`walcast start printed no demo token:\n${proc.output()}`);
-    return { base, token, stop };
+    const adminToken = /admin token \([^)]*\): (\S+)/.exec(proc.output())?.[1] ?? '';
+    return { base, token, adminToken, stop };
   } catch (e) {
     await stop();
     throw e;

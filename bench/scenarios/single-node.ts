@@ -31,7 +31,7 @@ export const singleNode = scenario({
     subscribers: { type: 'number', default: 4, quick: 2, description: 'WebSocket subscribers of the one channel' },
   },
   async run(o): Promise<SingleNodeResult> {
-    const { base, token, stop } = await startStandalone();
+    const { base, token, adminToken, stop } = await startStandalone();
     const sockets: WebSocket[] = [];
     try {
       const call = apiCaller(base, token);
@@ -84,7 +84,7 @@ export const singleNode = scenario({
         post2resp.push(respAt[i]! - sentAt[i]!);
         if (firstFrameAt[i] && firstFrameAt[i]! <= respAt[i]!) frameBeforeResponse++;
       }
-      const metrics = await fetch(base + PATHS.metrics).then((r) => r.text());
+      const metrics = await fetch(base + PATHS.metrics, { headers: { authorization: `Bearer ${adminToken}` } }).then((r) => r.text());
       const commitToSend = histogramPercentiles(metrics, 'walcast_gateway_commit_to_send_seconds');
       return { e2e, post2resp, postErrors, frames, expected: total * o.subscribers, total, frameBeforeResponse, commitToSend };
     } finally {

@@ -88,10 +88,10 @@ async function start(role: string, source: Source, delays: BenchDelays, config: 
   }
   const uws = loadUws(config.allowUwsFallback);
   const app = uws.App();
-  mountOps(app, createMetrics(), checks, 'relay');
+  mountOps(app, { metrics: createMetrics(), checks, role: 'relay', access: 'open', log });
   app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>
-    app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)))),
+    app.listen(config.host ?? '0.0.0.0', config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)))),
   );
   log.info('bench relay running', { port: uws.us_socket_local_port(listenSocket), source });
   return {

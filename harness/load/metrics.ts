@@ -1,12 +1,13 @@
 // Reading a walcast process's /metrics (Prometheus text) from outside, for load drivers that
 // report what a server did (queries, frames, shed events) next to what the clients saw.
 import { PATHS } from '../../src/protocol.js';
+import { HARNESS_ADMIN_TOKEN } from '../topology.js';
 
 export type Scrape = Record<string, number>;
 
 /** Every sample of `base`/metrics, keyed by name with its labels. */
-export async function scrape(base: string): Promise<Scrape> {
-  const text = await (await fetch(base + PATHS.metrics)).text();
+export async function scrape(base: string, adminToken = HARNESS_ADMIN_TOKEN): Promise<Scrape> {
+  const text = await (await fetch(base + PATHS.metrics, { headers: { authorization: `Bearer ${adminToken}` } })).text();
   const out: Scrape = {};
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

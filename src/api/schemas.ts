@@ -1,7 +1,7 @@
 // Request shapes of docs/protocol.md's HTTP API. Bad shapes are invalid_arguments; text over the
 // configured length is msg_too_long (checked in the handler, where the limit is known).
 import { z } from 'zod';
-import { USER_ID } from '../chat/ids.js';
+import { CHANNEL_ID, USER_ID } from '../chat/ids.js';
 
 // PostgreSQL text cannot hold NUL, and lone surrogates would be silently replaced: refuse both.
 const storable = (max: number) =>
@@ -10,7 +10,8 @@ const storable = (max: number) =>
     .max(max)
     .refine((s) => !s.includes('\u0000') && s.isWellFormed(), 'contains NUL or unpaired surrogates');
 
-const channelId = z.string().min(1).max(64);
+// Checked at the edge: a malformed id never reaches a query (a NUL would make PostgreSQL fail).
+const channelId = z.string().regex(CHANNEL_ID, 'not a channel id (C and 12 characters 0-9A-Z)');
 const userId = z.string().regex(USER_ID, 'not a valid user id');
 
 export const createChannel = z.object({

@@ -1,9 +1,14 @@
 // Mounts the HTTP API on a uWS app: read, authenticate, validate, run, map errors once.
 import { WalcastError } from '../errors.js';
 import type { Tokens } from '../auth/tokens.js';
+import { isAuthFailure } from '../auth/failures.js';
 import { bearer } from '../util/bearer.js';
 import { parseJson, readBody } from '../http/body.js';
-import { sendError, sendJson, track } from '../http/respond.js';
+import { peerAddress } from '../http/client-ip.js';
+import type { Edge } from '../http/edge.js';
+import { framingProblem, refuseFraming } from '../http/framing.js';
+import { corsHeaders, preflightHeaders } from '../http/origins.js';
+import { send, sendError, sendJson, track } from '../http/respond.js';
 import type { TemplatedApp } from '../http/uws.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -21,11 +26,21 @@ export interface ApiOptions {
   metrics: Metrics;
   /** Called once a request's token is verified (walcast records the users it has seen). */
   onAuthenticated?(user: string): Promise<void>;
+  /** Origins (CORS), client addresses and failed authentications per address. */
+  edge: Edge;
 }
 
 export function mountApi(app: TemplatedApp, o: ApiOptions): void {
   const postLimiter = o.postLimits ? new PostRateLimiter(o.postLimits) : null;
+  const { edge } = o;
   app.any('/v1/:method', (res, req) => {
+    // Ambiguous framing (two Content-Lengths): close before the bytes after it become a request.
+    const framing = framingProblem(req);
+    if (framing) {
+      edge.abuse.note('bad_request', { why: framing });
+      o.metrics.httpRequests.inc({ method: 'unknown', status: 400 });
+      return refuseFraming(res);
+    }
     const reply = track(res);
     // uWS's request object is valid only until this function returns: read it all now.
     const httpMethod = req.getCaseSensitiveMethod().toUpperCase();
@@ -34,12 +49,26 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
     const query = req.getQuery() ?? '';
     const lengthHeader = req.getHeader('content-length');
     const contentLength = lengthHeader ? Number(lengthHeader) : undefined;
+    const origin = req.getHeader('origin');
+    const host = req.getHeader('host');
+    const address = edge.addresses.of(peerAddress(res), req.getHeader('x-forwarded-for'));
+    const cors = corsHeaders(origin);
 
     const finish = (status: number) => o.metrics.httpRequests.inc({ method: name in routes ? name : 'unknown', status });
-    const fail = (e: unknown, closeConnection = false) => finish(sendError(res, reply, e, o.log, closeConnection));
+    const fail = (e: unknown, closeConnection = false) => finish(sendError(res, reply, e, o.log, closeConnection, cors));
+
+    // Browsers: only allowed origins (WALCAST_ALLOWED_ORIGINS), with CORS and its preflight.
+    if (!edge.origins.allows(origin, host)) {
+      edge.abuse.note('origin_refused', { origin: origin.slice(0, 100) });
+      return finish(sendError(res, reply, new WalcastError('origin_not_allowed', 'this origin may not call the API (WALCAST_ALLOWED_ORIGINS)'), o.log, httpMethod === 'POST'));
+    }
+    if (httpMethod === 'OPTIONS') {
+      send(res, reply, 204, '', 'text/plain', preflightHeaders(origin));
+      return finish(204);
+    }
 
     const route = routes[name];
-    if (!route) return fail(new WalcastError('unknown_method', `no method ${name}`), httpMethod === 'POST');
+    if (!route) return fail(new WalcastError('unknown_method', `no method ${name.slice(0, 64)}`), httpMethod === 'POST');
     if (route.method !== httpMethod) {
       return fail(new WalcastError('method_not_allowed', `${name} takes ${route.method}`), httpMethod === 'POST');
     }
@@ -54,7 +83,7 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
           return fail(e, true); // the rest of the body is unread: close the connection
         }
         try {
-          const user = await o.tokens.verify(bearer(authorization));
+          const user = await authenticate();
           raw = parseJson(body);
           return await run(user, raw);
         } catch (e) {
@@ -62,12 +91,33 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
         }
       }
       try {
-        const user = await o.tokens.verify(bearer(authorization));
+        const user = await authenticate();
         return await run(user, Object.fromEntries(new URLSearchParams(query)));
       } catch (e) {
         return fail(e);
       }
     })();
+
+    /** The caller's user id; failed authentications are charged to the caller's address. */
+    async function authenticate(): Promise<string> {
+      const token = bearer(authorization);
+      if (token) {
+        const blocked = edge.failures.blocked(address);
+        if (blocked) {
+          edge.abuse.note('ip_blocked', { address });
+          throw blocked;
+        }
+      }
+      try {
+        return await o.tokens.verify(token);
+      } catch (e) {
+        if (isAuthFailure(e)) {
+          edge.failures.charge(address);
+          edge.abuse.note('bad_token', { address, code: (e as WalcastError).code });
+        }
+        throw e;
+      }
+    }
 
     async function run(user: string, input: unknown): Promise<void> {
       await o.onAuthenticated?.(user);
@@ -83,7 +133,7 @@ export function mountApi(app: TemplatedApp, o: ApiOptions): void {
         }
       }
       const result = await route!.handle(user, parsed.data, o.deps);
-      sendJson(res, reply, 200, { ok: true, ...result });
+      sendJson(res, reply, 200, { ok: true, ...result }, cors);
       finish(200);
     }
   });

@@ -2,6 +2,7 @@
 // and closes it gracefully: stop accepting, close sockets, finish and acknowledge the
 // transaction in hand, close the bus and the database.
 import { Tokens } from '../auth/tokens.js';
+import { Revocations, RevocationStore } from '../auth/revocations.js';
 import { createBus, type Bus } from '../bus/index.js';
 import { Changes } from '../chat/changes.js';
 import { Channels } from '../chat/channels.js';
@@ -13,13 +14,18 @@ import { Relay } from '../cdc/relay.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
 import { busPresence } from '../api/presence.js';
-import { loadUws, type us_listen_socket } from '../http/uws.js';
+import { loadUws, type TemplatedApp, type us_listen_socket } from '../http/uws.js';
+import { createEdge } from '../http/edge.js';
+import { framingProblem, refuseFraming } from '../http/framing.js';
 import { sendError, track } from '../http/respond.js';
 import { WalcastError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMetrics, type Metrics } from '../metrics.js';
-import { mountOps, type ReadinessCheck } from './ops.js';
+import { mountOps, type ReadinessCheck, type RevokeResult } from './ops.js';
 import { mountStatic } from './static.js';
+
+/** How often every process re-reads the revocations table (a bus event may have been lost). */
+const REVOCATION_POLL_MS = 5000;
 
 export type Role = 'api' | 'relay' | 'gateway';
 
@@ -29,7 +35,18 @@ const PRESENCE_WAIT_MS = 300;
 export interface NodeOptions {
   config: Config;
   databaseUrl: string;
-  secret: string;
+  /** WALCAST_SECRET (HS256); null when only identity-provider tokens (WALCAST_JWKS_URL) are accepted. */
+  secret: string | null;
+  /** The admin token (WALCAST_ADMIN_TOKEN, or the one `start` generated); none: operator endpoints answer 401 on the public port. */
+  adminToken?: string | null;
+  /** Where to listen when HOST is unset (`start`: 127.0.0.1; the roles: 0.0.0.0). */
+  defaultHost?: string;
+  /**
+   * Listen with SO_REUSEPORT, sharing the port with other processes on purpose (gateway
+   * workers). Otherwise the listen is exclusive: a port already in use is an error, never a
+   * silent split of the traffic.
+   */
+  sharePort?: boolean;
   roles: readonly Role[];
   log: Logger;
   /** The write path's extension point (chat/messages.ts); only the benchmarks set it. */
@@ -37,7 +54,14 @@ export interface NodeOptions {
 }
 
 export interface WalcastNode {
+  /** The address and port actually bound. */
+  host: string;
   port: number;
+  /** The ops listener's port (WALCAST_OPS_PORT), if any. */
+  opsPort: number | null;
+  tokens: Tokens;
+  /** Revokes every token of a user issued so far, on every process (POST /admin/revoke). */
+  revoke(user: string): Promise<RevokeResult>;
   pool: Pool;
   bus: Bus;
   relay: Relay | null;
@@ -67,9 +91,49 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       queued: (depth) => metrics.writeQueueDepth.set(depth),
     },
   });
-  const tokens = new Tokens(o.secret);
+  const revocations = new Revocations();
+  const revocationStore = new RevocationStore(pool);
+  const tokens = new Tokens(o.secret, {
+    jwksUrl: config.auth.jwksUrl,
+    jwksCooldownS: config.auth.jwksCooldownS,
+    issuer: config.auth.jwtIssuer,
+    audience: config.auth.jwtAudience,
+    maxLifetimeS: config.auth.maxLifetimeS,
+    revocations,
+  });
+  const edge = createEdge(config, log.child({ mod: 'edge' }));
   const uws = loadUws(config.allowUwsFallback);
   const app = uws.App();
+
+  // Revocations: loaded now, then polled; the bus brings them at once (gateway.ts, below).
+  const pollRevocations = async () => {
+    for (const [user, notBefore] of await revocationStore.changes()) revocations.apply(user, notBefore);
+  };
+  const verifies = roles.has('api') || roles.has('gateway');
+  if (verifies) {
+    await pollRevocations().catch((e: unknown) =>
+      log.error('cannot load token revocations; retrying in the background', { err: e as Error }),
+    );
+  }
+  const revocationTimer = verifies
+    ? setInterval(() => void pollRevocations().catch((e: unknown) => log.debug('revocation poll failed', { err: e as Error })), REVOCATION_POLL_MS)
+    : null;
+  revocationTimer?.unref();
+  bus.onEvent((e) => {
+    if (e.kind === 'revoke') revocations.apply(e.user, e.notBefore);
+  });
+  const revoke = async (user: string): Promise<RevokeResult> => {
+    const notBefore = await revocationStore.revoke(user);
+    revocations.apply(user, notBefore);
+    const published = await bus.publish([{ kind: 'revoke', user, notBefore }]).then(
+      () => true,
+      (e: unknown) => {
+        log.warn('revocation stored but not published on the bus; other processes pick it up from the table', { err: e as Error });
+        return false;
+      },
+    );
+    return { user, not_before: notBefore, published };
+  };
 
   const checks: Record<string, ReadinessCheck> = {
     database: async () => (await pool.query('SELECT 1')).rowCount === 1,
@@ -89,7 +153,9 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
 
   let gateway: Gateway | null = null;
-  if (roles.has('gateway')) gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics, onAuthenticated: (user) => users.seen(user) });
+  if (roles.has('gateway')) {
+    gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics, edge, onAuthenticated: (user) => users.seen(user) });
+  }
   if (roles.has('api')) {
     // Presence answers come from the gateways; from this process's own when it runs one.
     const presenceWaitMs = bus.kind === 'memory' ? 0 : PRESENCE_WAIT_MS;
@@ -102,23 +168,42 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       postLimits: config.postLimits,
       log: log.child({ role: 'api' }),
       metrics,
+      edge,
     });
   }
   gateway?.mount(app);
-  mountOps(app, metrics, checks, [...roles].join('+'));
+  const role = [...roles].join('+');
+  const adminToken = o.adminToken !== undefined ? o.adminToken : (config.auth.adminToken ?? null);
+  const opsLog = log.child({ mod: 'ops' });
+  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, log: opsLog });
   mountStatic(app, log);
-  app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
+  mountNotFound(app, log);
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>
-    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)))),
-  );
+  const host = config.host ?? o.defaultHost ?? '0.0.0.0';
+  const listenSocket = await listen(uws, app, host, config.port, !o.sharePort);
   const port = uws.us_socket_local_port(listenSocket);
+  let opsSocket: us_listen_socket | null = null;
+  let opsPort: number | null = null;
+  if (config.auth.opsPort !== undefined) {
+    const ops = uws.App();
+    mountOps(ops, { metrics, checks, role, access: 'open', revoke, log: opsLog });
+    mountNotFound(ops, log);
+    try {
+      opsSocket = await listen(uws, ops, config.auth.opsHost, config.auth.opsPort, true);
+    } catch (e) {
+      uws.us_listen_socket_close(listenSocket);
+      throw e;
+    }
+    opsPort = uws.us_socket_local_port(opsSocket);
+  }
   relay?.start();
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       uws.us_listen_socket_close(listenSocket);
+      if (opsSocket) uws.us_listen_socket_close(opsSocket);
+      if (revocationTimer) clearInterval(revocationTimer);
       await gateway?.close();
       await messages.close();
       await relay?.stop();
@@ -126,7 +211,31 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       await pool.end().catch(() => {});
     })());
 
-  return { port, pool, bus, relay, gateway, metrics, close };
+  return { host, port, opsPort, tokens, revoke, pool, bus, relay, gateway, metrics, close };
+}
+
+/** Everything else: 404 unknown_method (and ambiguous framing closed, as on the API). */
+function mountNotFound(app: TemplatedApp, log: Logger): void {
+  app.any('/*', (res, req) => {
+    if (framingProblem(req)) return refuseFraming(res);
+    const post = req.getCaseSensitiveMethod().toUpperCase() === 'POST';
+    sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log, post);
+  });
+}
+
+/**
+ * Listens on host:port. Exclusive unless `exclusive` is false: uSockets otherwise sets
+ * SO_REUSEPORT, and a second walcast on the same port would start silently and take half of
+ * the new connections.
+ */
+function listen(uws: ReturnType<typeof loadUws>, app: TemplatedApp, host: string, port: number, exclusive: boolean): Promise<us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    const done = (s: us_listen_socket | false) => (s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`)));
+    // uWS.js takes (host, port, options, callback); its typings only list (port, options, callback).
+    const listenWithOptions = app.listen as unknown as (h: string, p: number, opts: number, cb: (s: us_listen_socket | false) => void) => void;
+    if (exclusive) listenWithOptions.call(app, host, port, (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1, done);
+    else app.listen(host, port, done);
+  });
 }
 
 /** WALCAST_PG_POOL_MAX, or (0) enough connections for the roles this process runs. */

@@ -1,72 +1,114 @@
-// Access tokens: JWT, HS256, `sub` = user id. Verified at every HTTP request and at the
-// WebSocket upgrade, so verification is cached: a token verified once is accepted from memory
-// until its `exp` (the signature cannot change; the clock is checked on every use).
-import { randomBytes, webcrypto } from 'node:crypto';
+// Access tokens: JWTs with `sub` = user id and a required `exp`, verified by TokenVerifier
+// (verifier.ts: HS256 with WALCAST_SECRET, or RS256/ES256/EdDSA with the identity provider's
+// key set). Verified at every HTTP request, at every WebSocket upgrade and in `auth` frames, so
+// verification is cached: a token verified once is accepted from memory until its `exp` (the
+// signature cannot change; the clock and the user's revocations are checked on every use).
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { SignJWT } from 'jose';
 import { WalcastError } from '../errors.js';
 import { USER_ID } from '../chat/ids.js';
+import { Revocations } from './revocations.js';
+import { TokenVerifier, type VerifiedToken, type VerifierOptions } from './verifier.js';
+
+export type { VerifiedToken } from './verifier.js';
 
 /** Verified tokens kept in memory at most; the cache is simply emptied when full. */
 const CACHE_MAX = 10_000;
+/** A token verified with the identity provider's keys is re-verified after this long (a key it removed stops working). */
+const JWKS_CACHE_MS = 600_000;
+/** Without configuration, tokens live at most a day. */
+const DEFAULT_MAX_LIFETIME_S = 86_400;
+
+export interface TokenOptions extends Partial<Omit<VerifierOptions, 'secret'>> {
+  revocations?: Revocations;
+}
 
 export class Tokens {
-  private readonly raw: Uint8Array;
-  /** Imported once: jose would import a raw key again on every verification. */
-  private readonly key: Promise<webcrypto.CryptoKey>;
-  private readonly verified = new Map<string, { sub: string; exp: number }>();
+  readonly verifier: TokenVerifier;
+  readonly revocations: Revocations;
+  private readonly verified = new Map<string, VerifiedToken & { until: number }>();
 
-  constructor(secret: string) {
-    this.raw = new TextEncoder().encode(secret);
-    this.key = webcrypto.subtle.importKey('raw', this.raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  constructor(
+    secret: string | null,
+    private readonly o: TokenOptions = {},
+  ) {
+    this.verifier = new TokenVerifier({ maxLifetimeS: DEFAULT_MAX_LIFETIME_S, ...o, secret });
+    this.revocations = o.revocations ?? new Revocations();
+    this.revocations.onRevoke((user) => this.purge(user));
   }
 
+  /** An HS256 token for `user`, valid for ttlSeconds (1 s to WALCAST_TOKEN_MAX_LIFETIME_S). */
   async sign(user: string, ttlSeconds: number): Promise<string> {
     if (!USER_ID.test(user)) throw new WalcastError('invalid_arguments', `user id must match ${USER_ID}`);
-    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(user).setIssuedAt();
-    if (ttlSeconds > 0) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
-    return jwt.sign(await this.key);
+    const max = this.o.maxLifetimeS ?? DEFAULT_MAX_LIFETIME_S;
+    if (!(Number.isInteger(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= max)) {
+      throw new WalcastError('invalid_arguments', `ttl must be 1 to ${max} seconds (WALCAST_TOKEN_MAX_LIFETIME_S)`);
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(user).setIssuedAt(now).setExpirationTime(now + ttlSeconds);
+    if (this.o.issuer) jwt.setIssuer(this.o.issuer);
+    if (this.o.audience) jwt.setAudience(this.o.audience);
+    return jwt.sign(await this.verifier.signingKey());
   }
 
-  /** The user id, or not_authed (no token) / invalid_auth (bad, expired or forged token). */
+  /** The user id, or not_authed / token_expired / invalid_auth / unavailable (see verifyToken). */
   async verify(token: string | undefined | null): Promise<string> {
+    return (await this.verifyToken(token)).sub;
+  }
+
+  /** The token's verified claims; the same refusals as TokenVerifier.verify, and invalid_auth for a revoked token. */
+  async verifyToken(token: string | undefined | null): Promise<VerifiedToken> {
     if (!token) throw new WalcastError('not_authed');
+    const now = Date.now();
     const hit = this.verified.get(token);
     if (hit) {
-      if (hit.exp * 1000 > Date.now()) return hit.sub;
-      this.verified.delete(token);
-      throw new WalcastError('invalid_auth', 'token expired');
-    }
-    try {
-      const { payload } = await jwtVerify(token, await this.key, { algorithms: ['HS256'] });
-      if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw new WalcastError('invalid_auth');
-      // Only tokens that expire are cached: one without `exp` would stay forever.
-      if (typeof payload.exp === 'number') {
-        if (this.verified.size >= CACHE_MAX) this.verified.clear();
-        this.verified.set(token, { sub: payload.sub, exp: payload.exp });
+      if (hit.exp * 1000 <= now) {
+        this.verified.delete(token);
+        throw new WalcastError('token_expired', 'token expired');
       }
-      return payload.sub;
-    } catch (e) {
-      if (e instanceof WalcastError) throw e;
-      const reason = e instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token';
-      throw new WalcastError('invalid_auth', reason);
+      if (hit.until > now) return this.notRevoked(hit);
+      this.verified.delete(token);
     }
+    const v = await this.verifier.verify(token);
+    if (this.verified.size >= CACHE_MAX) this.verified.clear();
+    this.verified.set(token, { ...v, until: v.source === 'jwks' ? now + JWKS_CACHE_MS : Infinity });
+    return this.notRevoked(v);
+  }
+
+  private notRevoked<T extends VerifiedToken>(v: T): T {
+    if (this.revocations.revoked(v.sub, v.iat)) throw new WalcastError('invalid_auth', 'token revoked');
+    return v;
+  }
+
+  /** Forgets the cached tokens of a user (after a revocation). */
+  purge(user: string): void {
+    for (const [token, v] of this.verified) if (v.sub === user) this.verified.delete(token);
   }
 }
 
 /** WALCAST_SECRET, or (for `start` and `token` on the same machine) one kept in the data dir. */
-export async function resolveSecret(configured: string | undefined, dataDir: string, create: boolean): Promise<string> {
+export function resolveSecret(configured: string | undefined, dataDir: string, create: boolean): Promise<string> {
+  return resolveKept(configured, dataDir, 'secret', create, 'no WALCAST_SECRET set and no {file}: set WALCAST_SECRET (the same value for every role)');
+}
+
+/** WALCAST_ADMIN_TOKEN, or (for `start` and `revoke` on the same machine) one kept in the data dir. */
+export function resolveAdminToken(configured: string | undefined, dataDir: string, create: boolean): Promise<string> {
+  return resolveKept(configured, dataDir, 'admin-token', create, 'no WALCAST_ADMIN_TOKEN set and no {file}: set WALCAST_ADMIN_TOKEN');
+}
+
+async function resolveKept(configured: string | undefined, dataDir: string, name: string, create: boolean, missing: string): Promise<string> {
   if (configured) return configured;
-  const file = path.join(dataDir, 'secret');
+  const file = path.join(dataDir, name);
   try {
     return (await fs.readFile(file, 'utf8')).trim();
   } catch (e) {
-    if (!create) throw new Error(`no WALCAST_SECRET set and no ${file}: set WALCAST_SECRET (the same value for every role)`, { cause: e });
+    if (!create) throw new Error(missing.replace('{file}', file), { cause: e });
   }
   await fs.mkdir(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  await fs.writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
+  const value = randomBytes(32).toString('base64url');
+  await fs.writeFile(file, value + '\n', { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;
   });
   return (await fs.readFile(file, 'utf8')).trim();

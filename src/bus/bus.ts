@@ -21,7 +21,9 @@ export type BusEvent =
    * its whole set (`users`: periodically, and in answer to a `query`), or a request that every
    * gateway send its set (`query`).
    */
-  | { kind: 'presence'; channel: string; gateway: string; joined?: string[]; left?: string[]; users?: string[]; query?: boolean };
+  | { kind: 'presence'; channel: string; gateway: string; joined?: string[]; left?: string[]; users?: string[]; query?: boolean }
+  /** An operator revoked a user's tokens issued before `notBefore` (seconds): every process forgets them, gateways close such sockets. */
+  | { kind: 'revoke'; user: string; notBefore: number };
 
 /** The channel a channel-scoped event travels with (its topic), or undefined for a control event (every gateway gets those). */
 export const channelOf = (e: BusEvent): string | undefined => ('channel' in e ? e.channel : undefined);
@@ -45,7 +47,7 @@ export interface Bus {
   /** Receive a channel's events from now on; resolves once the subscription is active. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  /** Channel events of subscribed channels, and every control event (resync). */
+  /** Channel events of subscribed channels, and every control event (resync, revoke). */
   onEvent(handler: BusEventHandler): void;
   /** Called on every loss and every (re)gain of the broker; on a regain, subscribers must re-sync. */
   onState(handler: BusStateHandler): void;

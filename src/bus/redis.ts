@@ -211,6 +211,8 @@ function isEvent(e: unknown, t: string): e is BusEvent {
         typeof v.gateway === 'string' &&
         [v.joined, v.left, v.users].every((l) => l === undefined || (Array.isArray(l) && l.every((u) => typeof u === 'string')))
       );
+    case 'revoke':
+      return t === CONTROL_TOPIC && typeof v.user === 'string' && typeof v.notBefore === 'number';
     default:
       return false;
   }

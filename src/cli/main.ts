@@ -1,7 +1,7 @@
 // walcast's command line. Configuration comes from the environment (see src/config.ts);
 // a few flags override it.
 import { parseArgs } from 'node:util';
-import { resolveSecret, Tokens } from '../auth/tokens.js';
+import { resolveAdminToken, resolveSecret, Tokens, type TokenOptions } from '../auth/tokens.js';
 import { ConfigError, configMarkdown, loadConfig, settings, type Config } from '../config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
@@ -15,9 +15,10 @@ const USAGE = `walcast: real-time fan-out of committed PostgreSQL rows over WebS
 
 Usage:
   walcast start                 everything in one process (embedded PostgreSQL without DATABASE_URL)
-  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET; REDIS_URL across processes)
+  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET or WALCAST_JWKS_URL; REDIS_URL across processes)
   walcast migrate               apply migrations and the publication, idempotently
-  walcast token <user> [--ttl <seconds>]   print an access token for <user>
+  walcast token <user> [--ttl <seconds>]   print an access token for <user> (at most WALCAST_TOKEN_MAX_LIFETIME_S)
+  walcast revoke <user> [--url <base url>] end every token of <user> issued so far, on every process, now
   walcast slot <status|create|drop|reset|check> [--json] [--force]   replication slot administration
   walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]   print a channel's frames
   walcast config [--markdown]   the configuration this process would run with (secrets hidden), or its documentation
@@ -77,11 +78,21 @@ export async function main(argv: string[]): Promise<number> {
     case 'token': {
       const user = rest[0];
       if (!user) throw new UsageError('usage: walcast token <user> [--ttl <seconds>]');
-      const ttl = values.ttl !== undefined ? Number(values.ttl) : config.tokenTtlS;
-      if (!Number.isInteger(ttl) || ttl < 0) throw new UsageError('--ttl must be a whole number of seconds (0: no expiry)');
-      const tokens = new Tokens(await resolveSecret(config.secret, config.dataDir, true));
+      let ttl = values.ttl !== undefined ? Number(values.ttl) : Math.min(config.tokenTtlS, config.auth.maxLifetimeS);
+      if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl must be a whole number of seconds above 0: every token expires');
+      const max = config.auth.maxLifetimeS;
+      if (ttl > max) {
+        process.stderr.write(`walcast: --ttl ${ttl} capped at WALCAST_TOKEN_MAX_LIFETIME_S (${max} s)\n`);
+        ttl = max;
+      }
+      const tokens = new Tokens(await resolveSecret(config.secret, config.dataDir, true), tokenOptions(config));
       process.stdout.write((await tokens.sign(user, ttl)) + '\n');
       return 0;
+    }
+    case 'revoke': {
+      const user = rest[0];
+      if (!user) throw new UsageError('usage: walcast revoke <user> [--url <base url of a running walcast>]');
+      return revoke(config, user, values.url);
     }
     case 'slot':
       return withDatabase(config, log, (url) =>
@@ -100,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!channel) throw new UsageError('usage: walcast watch <channel> [--since <seq>] [--token <jwt>] [--url <ws url>]');
       const since = values.since === undefined ? undefined : Number(values.since);
       if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new UsageError('--since must be a non-negative integer');
-      const token = values.token ?? (await new Tokens(await resolveSecret(config.secret, config.dataDir, false)).sign('demo', 3600));
+      const token = values.token ?? (await new Tokens(await resolveSecret(config.secret, config.dataDir, false), tokenOptions(config)).sign('demo', Math.min(3600, config.auth.maxLifetimeS)));
       const url = values.url ?? `ws://127.0.0.1:${config.port}/v1/ws`;
       const { watch } = await import('./watch.js');
       return watch(url, token, channel, since);
@@ -115,6 +126,31 @@ export async function main(argv: string[]): Promise<number> {
 
 class UsageError extends Error {
   readonly code = 'usage';
+}
+
+/** What signing needs to know of the configuration: the lifetime cap, and iss/aud to stamp. */
+function tokenOptions(config: Config): TokenOptions {
+  return { maxLifetimeS: config.auth.maxLifetimeS, issuer: config.auth.jwtIssuer, audience: config.auth.jwtAudience };
+}
+
+/**
+ * `walcast revoke <user>`: asks a running walcast (the ops listener if WALCAST_OPS_PORT is set,
+ * else PORT on this machine, or --url) to revoke, with the admin token; that process stores the
+ * revocation and tells every other one through the bus.
+ */
+async function revoke(config: Config, user: string, url: string | undefined): Promise<number> {
+  const base = url ?? (config.auth.opsPort ? `http://${config.auth.opsHost}:${config.auth.opsPort}` : `http://127.0.0.1:${config.port}`);
+  const admin = await resolveAdminToken(config.auth.adminToken, config.dataDir, false).catch(() => null);
+  const res = await fetch(`${base.replace(/\/$/, '')}/admin/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(admin ? { authorization: `Bearer ${admin}` } : {}) },
+    body: JSON.stringify({ user }),
+  }).catch((e: unknown) => {
+    throw new UsageError(`cannot reach walcast at ${base} (${(e as Error).message}); pass --url`);
+  });
+  const text = await res.text();
+  process.stdout.write(text + '\n');
+  return res.ok ? 0 : 1;
 }
 
 /** Runs `fn` against DATABASE_URL, or against the embedded database of the data dir. */
@@ -154,14 +190,22 @@ async function serve(config: Config, log: Logger, roles: Role[], standalone: boo
       }
     }
     if (standalone) await migrate(databaseUrl);
-    const secret = await resolveSecret(config.secret, config.dataDir, standalone);
-    node = await startNode({ config, databaseUrl, secret, roles, log });
-    const base = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${node.port}`;
-    log.info('walcast running', { roles, url: base, source: config.source, bus: node.bus.kind });
+    // Identity-provider tokens only (WALCAST_JWKS_URL without a secret): no HS256 at all.
+    const secret = !config.secret && config.auth.jwksUrl && !standalone ? null : await resolveSecret(config.secret, config.dataDir, standalone);
+    const adminToken = standalone ? await resolveAdminToken(config.auth.adminToken, config.dataDir, true) : (config.auth.adminToken ?? null);
+    node = await startNode({ config, databaseUrl, secret, adminToken, roles, log, defaultHost: standalone ? '127.0.0.1' : '0.0.0.0' });
+    // The address actually bound; "all interfaces" is reachable on this machine at 127.0.0.1.
+    const local = node.host === '0.0.0.0' || node.host === '::' ? '127.0.0.1' : node.host.includes(':') ? `[${node.host}]` : node.host;
+    const base = `http://${local}:${node.port}`;
+    log.info('walcast running', { roles, listening: `${node.host}:${node.port}`, url: base, opsPort: node.opsPort, source: config.source, bus: node.bus.kind });
+    if (!adminToken && !config.auth.opsPort) log.warn('neither WALCAST_ADMIN_TOKEN nor WALCAST_OPS_PORT is set: /metrics and /admin/* answer 401 here');
     if (standalone) {
-      const demo = await new Tokens(secret).sign('demo', config.tokenTtlS);
-      process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)\n`);
+      const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', Math.min(config.tokenTtlS, config.auth.maxLifetimeS));
+      const where = local === node.host ? '' : `  (listening on ${node.host}:${node.port}: every interface)`;
+      process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)${where}\n`);
       process.stdout.write(`demo token (user "demo"): ${demo}\n`);
+      process.stdout.write(`admin token (for /metrics, /readyz details, /admin/*; kept in ${config.dataDir}/admin-token): ${adminToken}\n`);
+      if (node.opsPort !== null) process.stdout.write(`ops endpoints: http://${config.auth.opsHost}:${node.opsPort}\n`);
     }
   } catch (e) {
     await node?.close();
@@ -213,7 +257,7 @@ function describeConfig(config: Config): string {
     let v: unknown = config;
     for (const k of path) v = (v as Record<string, unknown>)[k];
     let shown = v === undefined ? '(unset)' : String(v);
-    if (v !== undefined && /SECRET/.test(setting.env)) shown = '(set, hidden)';
+    if (v !== undefined && /SECRET|ADMIN_TOKEN/.test(setting.env)) shown = '(set, hidden)';
     else if (typeof v === 'string') shown = shown.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
     return `${setting.env}=${shown}`;
   });

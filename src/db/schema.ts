@@ -47,3 +47,15 @@ export const messages = pgTable(
     uniqueIndex('messages_idempotency_key').on(t.channelId, t.userId, t.clientMsgId),
   ],
 );
+
+// Token revocations (src/auth/revocations.ts): a user's tokens issued before not_before
+// (seconds since the epoch) are refused everywhere.
+export const revocations = pgTable(
+  'revocations',
+  {
+    userId: text('user_id').primaryKey(),
+    notBefore: bigint('not_before', { mode: 'number' }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }).notNull().default(sql`now()`),
+  },
+  (t) => [index('revocations_revoked_at_idx').on(t.revokedAt)],
+);

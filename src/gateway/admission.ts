@@ -44,6 +44,11 @@ export class Admission {
     return null;
   }
 
+  /** Returns the upgrade token of an upgrade refused later (a bad token, a user over their limit): failures are charged per address instead. */
+  giveBack(): void {
+    this.upgrades.give();
+  }
+
   refuseClosing(): Refusal {
     return { error: new WalcastError('unavailable', 'gateway is shutting down', { retryAfterMs: this.drainHint() }), reason: 'closing' };
   }

@@ -9,12 +9,19 @@ import type { Connection } from './connection.js';
 import type { MembershipBatcher } from './membership.js';
 import type { HubRegistry } from './registry.js';
 import { Subscription } from './subscription.js';
+import type { TtlSet } from '../util/ttl-set.js';
 
 export interface CommandDeps {
   registry: HubRegistry;
   membership: MembershipBatcher;
   maxSubscriptions: number;
   log: Logger;
+  /**
+   * Channel ids recently found not to exist (a negative cache, a few seconds): a storm of
+   * subscribes to unknown ids costs no query. Only absence is cached, never membership, so a
+   * kick or an invite is seen by the next subscribe as before.
+   */
+  missing?: TtlSet;
 }
 
 export class Commands {
@@ -76,6 +83,7 @@ export class Commands {
   }
 
   private async subscribe(conn: Connection, channel: string, since: number | undefined, presence: boolean): Promise<void> {
+    if (this.d.missing?.has(channel)) throw new WalcastError('channel_not_found');
     const previous = conn.subs.get(channel);
     if (previous) this.end(previous); // a new subscribe replaces the old one
     else if (conn.subs.size >= this.d.maxSubscriptions) {
@@ -84,7 +92,10 @@ export class Commands {
     }
     const sub = new Subscription(conn, channel, presence);
     conn.subs.set(channel, sub);
-    const { channel: ch, member, joinedSeq } = await this.d.membership.check(channel, conn.user);
+    const { channel: ch, member, joinedSeq } = await this.d.membership.check(channel, conn.user).catch((e: unknown) => {
+      if (e instanceof WalcastError && e.code === 'channel_not_found') this.d.missing?.add(channel);
+      throw e;
+    });
     if (sub.ended) return;
     // A private channel is invisible to non-members, as absent as an unknown one.
     if (!member) throw new WalcastError(ch.is_private ? 'channel_not_found' : 'not_in_channel');

@@ -3,6 +3,8 @@
 import type { WebSocket } from '../http/uws.js';
 import { CLOSE } from '../protocol.js';
 import type { Subscription } from './subscription.js';
+import type { LifetimeSubject } from './token-lifetime.js';
+import type { CommandRate } from './command-rate.js';
 
 /** The topic every socket holds and nothing publishes to (see attach). */
 const ANCHOR_TOPIC = '#';
@@ -14,8 +16,21 @@ export interface SocketData {
   conn: Connection;
 }
 
-export class Connection {
+export class Connection implements LifetimeSubject {
   closed = false;
+  /** When its token expires (ms since the epoch); 0 until authenticated. */
+  expiresAt = 0;
+  /** The token's `iat` (seconds), for revocations. */
+  iat: number | undefined = undefined;
+  /** @internal token-lifetime.ts bookkeeping. */
+  lifeStage = 0;
+  lifeBucket = 0;
+  /** The first `auth` of a socket opened without a token is being verified. */
+  authPending = false;
+  /** Frames received while that first `auth` is verified, run once it succeeds. */
+  queued: string[] | null = null;
+  /** Its frame rate (allocated at its first frame). */
+  rate: CommandRate | null = null;
   readonly subs = new Map<string, Subscription>();
   private ws: WebSocket<SocketData> | null = null;
   /** Catch-ups waiting for the buffer to drain (allocated only while someone waits). */
@@ -25,7 +40,10 @@ export class Connection {
 
   constructor(
     readonly id: number,
-    readonly user: string,
+    /** The authenticated user; '' on a socket opened without a token, until its `auth` frame. */
+    public user: string,
+    /** The client's address (per-address limits). */
+    readonly address: string,
     private readonly maxBackpressure: number,
     private readonly onSlow: (conn: Connection) => void,
   ) {}

@@ -1,6 +1,10 @@
 // Parsing what clients send (the frames of src/protocol.ts): every malformed frame becomes the
 // error to answer it with, never an exception.
+import { CHANNEL_ID } from '../chat/ids.js';
 import type { ClientFrame, ErrorCode } from '../protocol.js';
+
+/** Longest token an `auth` frame may carry (the frame itself is bounded by WALCAST_WS_MAX_PAYLOAD). */
+export const MAX_TOKEN_CHARS = 8192;
 
 export type FrameError = { code: ErrorCode; channel?: string; message: string };
 
@@ -19,8 +23,11 @@ export function parseClientFrame(data: string): ClientFrame | FrameError {
     case 'subscribe':
     case 'unsubscribe':
     case 'typing': {
-      if (typeof f.channel !== 'string' || f.channel.length === 0 || f.channel.length > 64) {
-        return { code: 'invalid_arguments', message: '"channel" must be a channel id' };
+      // Channel ids are checked here, at the edge: nothing malformed reaches a query or a log.
+      if (typeof f.channel !== 'string' || !CHANNEL_ID.test(f.channel)) {
+        // Echo a short string back, so the client can tell which of its subscriptions failed.
+        const echo = typeof f.channel === 'string' && f.channel.length <= 64 ? { channel: f.channel } : {};
+        return { code: 'invalid_arguments', ...echo, message: '"channel" must be a channel id (C and 12 characters 0-9A-Z)' };
       }
       if (f.type !== 'subscribe') return { type: f.type, channel: f.channel };
       if (f.since !== undefined && f.since !== null && !(Number.isSafeInteger(f.since) && (f.since as number) >= 0)) {
@@ -38,6 +45,11 @@ export function parseClientFrame(data: string): ClientFrame | FrameError {
     }
     case 'ping':
       return { type: 'ping' };
+    case 'auth':
+      if (typeof f.token !== 'string' || f.token.length === 0 || f.token.length > MAX_TOKEN_CHARS) {
+        return { code: 'invalid_arguments', message: '"token" must be a non-empty string' };
+      }
+      return { type: 'auth', token: f.token };
     default:
       return { code: 'unknown_type', message: `unknown frame type ${JSON.stringify(f.type).slice(0, 40)}` };
   }

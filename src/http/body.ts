@@ -26,10 +26,20 @@ export function readBody(res: HttpResponse, limit: number, contentLength: number
   });
 }
 
+// Strict: invalid UTF-8 is refused, not silently replaced with U+FFFD (which would store
+// something other than what the client sent).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function parseJson(body: Buffer): unknown {
   if (body.length === 0) throw new WalcastError('invalid_json', 'empty body');
+  let text: string;
   try {
-    return JSON.parse(body.toString('utf8'));
+    text = utf8.decode(body);
+  } catch {
+    throw new WalcastError('invalid_json', 'body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
   } catch {
     throw new WalcastError('invalid_json', 'body is not valid JSON');
   }

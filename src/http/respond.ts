@@ -48,8 +48,8 @@ export function sendJson(res: HttpResponse, reply: Reply, status: number, value:
 }
 
 /** Answers with the error's response (src/errors.ts maps every error, once). */
-export function sendError(res: HttpResponse, reply: Reply, e: unknown, log: Logger, closeConnection = false): number {
+export function sendError(res: HttpResponse, reply: Reply, e: unknown, log: Logger, closeConnection = false, headers?: Record<string, string>): number {
   const r = toResponse(e, log);
-  send(res, reply, r.status, JSON.stringify(r.body), 'application/json', r.headers, closeConnection);
+  send(res, reply, r.status, JSON.stringify(r.body), 'application/json', headers ? { ...headers, ...r.headers } : r.headers, closeConnection);
   return r.status;
 }

@@ -25,6 +25,9 @@ import { ChannelSubscription, type SubscribeOptions, type SubscriptionOwner } fr
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** What happened to the connection's token: refreshed in place (auth_ok), or refused. */
+export type AuthEvent = { type: 'refreshed'; expiresAt: number } | { type: 'expiring'; expiresAt: number } | { type: 'error'; error: WalcastError };
+
 /** What the SDK needs of a WebSocket: the browser's, Node 22's, or the `ws` package's. */
 export interface WebSocketLike {
   readonly readyState: number;
@@ -47,7 +50,14 @@ export interface BackoffOptions {
 export interface ClientOptions {
   /** The gateway's WebSocket URL, e.g. ws://host:8080/v1/ws, or a function choosing one per attempt. */
   url: string | (() => string);
-  /** An access token, or a function returning a fresh one; it is called before every connection attempt. */
+  /**
+   * An access token, or getToken(): a function returning a fresh one. A function is called before
+   * every connection attempt, and again whenever the server says the current token expires soon
+   * (`token_expiring`): the fresh token goes to the open socket in an `auth` frame, so
+   * subscriptions carry on without a reconnect. With a plain string the socket is closed when
+   * the token expires (4001) and the client reconnects with the same, expired token, which the
+   * server refuses: pass a function for long-lived clients.
+   */
   token: string | (() => string | Promise<string>);
   /** WebSocket implementation; defaults to globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
@@ -65,12 +75,23 @@ export interface ClientOptions {
 const OPEN = 1;
 const DEFAULT_BASE_MS = 250;
 const DEFAULT_MAX_MS = 30_000;
+/** Tokens are refreshed on an open socket at most this often. */
+const REFRESH_MIN_MS = 2000;
 
 export class WalcastClient implements SubscriptionOwner {
   /** Reconnections so far, and the close code and retry hint that caused the last one. */
   reconnects = 0;
   lastCloseCode: number | undefined;
   lastRetryHintMs: number | undefined;
+  /** When the current connection's token expires (ms since the epoch), once the server said (token_expiring or auth_ok). */
+  tokenExpiresAt: number | undefined;
+  /** Tokens given to the open socket in `auth` frames, and the last auth error the server sent. */
+  tokenRefreshes = 0;
+  lastAuthError: WalcastError | undefined;
+  private readonly authListeners = new Set<(e: AuthEvent) => void>();
+  private refreshing = false;
+  private lastRefreshAt = 0;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private _state: ConnectionState = 'idle';
   private ws: WebSocketLike | null = null;
   private readonly subs = new Map<string, ChannelSubscription>();
@@ -105,6 +126,12 @@ export class WalcastClient implements SubscriptionOwner {
   onState(fn: (s: ConnectionState) => void): () => void {
     this.stateListeners.add(fn);
     return () => this.stateListeners.delete(fn);
+  }
+
+  /** Calls `fn` when the token is refreshed on the open socket or refused; returns a function that stops it. */
+  onAuth(fn: (e: AuthEvent) => void): () => void {
+    this.authListeners.add(fn);
+    return () => this.authListeners.delete(fn);
   }
 
   /** Starts connecting (if not already); resolves once a connection is open. */
@@ -214,6 +241,7 @@ export class WalcastClient implements SubscriptionOwner {
     this.readRefusal(ws);
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      this.tokenExpiresAt = undefined;
       this.openedAt = Date.now();
       this.lastFrameAt = Date.now();
       this.setState('open');
@@ -242,7 +270,11 @@ export class WalcastClient implements SubscriptionOwner {
       if (this.openedAt && Date.now() - this.openedAt >= (this.o.stableMs ?? 5000)) this.attempt = 0;
       this.openedAt = 0;
       if (this._state === 'closed') return;
-      if (!this.fatal && !shouldReconnect(ev.code)) this.fatal = new WalcastError('invalid_arguments', `the server closed the socket with ${ev.code} ${ev.reason}`);
+      // auth_failed (a bad or revoked token): worth another try only with a token provider.
+      if (!this.fatal && ev.code === CLOSE.auth_failed && typeof this.o.token === 'string') {
+        this.fatal = this.lastAuthError ?? new WalcastError('invalid_auth', `the server closed the socket: ${ev.reason || 'auth_failed'}`);
+      }
+      if (!this.fatal && !shouldReconnect(ev.code) && ev.code !== CLOSE.auth_failed) this.fatal = new WalcastError('invalid_arguments', `the server closed the socket with ${ev.code} ${ev.reason}`);
       if (this.fatal) return this.close();
       this.scheduleReconnect();
     };
@@ -305,6 +337,31 @@ export class WalcastClient implements SubscriptionOwner {
 
   private onFrame(f: ServerFrame): void {
     if (f.type === 'pong') return;
+    if (f.type === 'token_expiring') {
+      this.tokenExpiresAt = f.expires_at;
+      this.emitAuth({ type: 'expiring', expiresAt: f.expires_at });
+      // The server warns at once when less than 30 s remain, also right after an auth_ok for a
+      // short-lived token: refresh at most once per REFRESH_MIN_MS, never a tight loop.
+      const wait = Math.min(Math.max(0, this.lastRefreshAt + REFRESH_MIN_MS - Date.now()), Math.max(0, f.expires_at - Date.now() - 1000));
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = null;
+        void this.refreshToken();
+      }, wait);
+      return;
+    }
+    if (f.type === 'auth_ok') {
+      this.tokenExpiresAt = f.expires_at;
+      this.tokenRefreshes++;
+      this.emitAuth({ type: 'refreshed', expiresAt: f.expires_at });
+      return;
+    }
+    if (f.type === 'error' && f.channel === undefined) {
+      // Not about a channel: the token (auth), or a limit on the connection.
+      this.lastAuthError = new WalcastError(isErrorCode(f.code) ? f.code : 'internal_error', f.message);
+      this.emitAuth({ type: 'error', error: this.lastAuthError });
+      return;
+    }
     const sub = this.subs.get(f.channel ?? '');
     if (!sub) return;
     if (isChangeFrame(f)) {
@@ -352,6 +409,33 @@ export class WalcastClient implements SubscriptionOwner {
     }
   }
 
+  /** token_expiring: get a fresh token from getToken() and hand it to the open socket. */
+  private async refreshToken(): Promise<void> {
+    if (typeof this.o.token !== 'function' || this.refreshing) return;
+    const ws = this.ws;
+    this.refreshing = true;
+    this.lastRefreshAt = Date.now();
+    try {
+      const token = await this.o.token();
+      if (this.ws === ws && ws && ws.readyState === OPEN) ws.send(clientFrame.auth(token));
+    } catch (e) {
+      // The server closes the socket at expiry (4001); the reconnect asks getToken() again.
+      this.emitAuth({ type: 'error', error: new WalcastError('invalid_auth', `getToken() failed: ${(e as Error)?.message ?? e}`) });
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private emitAuth(e: AuthEvent): void {
+    for (const l of this.authListeners) {
+      try {
+        l(e);
+      } catch {
+        /* a listener's problem */
+      }
+    }
+  }
+
   private sendSubscribe(sub: ChannelSubscription): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
@@ -377,6 +461,8 @@ export class WalcastClient implements SubscriptionOwner {
   }
 
   private clearTimers(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.timer = null;

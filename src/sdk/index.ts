@@ -3,7 +3,7 @@
 // across reconnects), `createApi` for the HTTP API, `watchChannel` for a channel model a chat UI
 // renders, and the protocol's shapes, codes and errors. docs/protocol.md has the wire protocol.
 export { WalcastClient, createClient, gatewayUrl } from './client.js';
-export type { BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
+export type { AuthEvent, BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
 export { ChannelSubscription, SubscriptionEnded } from './subscription.js';
 export type { SubscribeOptions } from './subscription.js';
 export { WalcastApi, createApi } from './api.js';

@@ -88,6 +88,12 @@ export class KeyedLimiter {
     return b.take() ? 0 : b.waitMs();
   }
 
+  /** Like check, but takes nothing: 0 if the key has a token, else milliseconds until it has one. */
+  peek(key: string): number {
+    if (!this.enabled) return 0;
+    return this.buckets.get(key)?.waitMs() ?? 0;
+  }
+
   /** Gives back a token taken by `check` (the request was refused by a later limit). */
   refund(key: string): void {
     this.buckets.get(key)?.give();

@@ -5,6 +5,9 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 
 export const SECRET = 'test-secret-test-secret-test-secret';
+/** WALCAST_ADMIN_TOKEN of every test node: /metrics, /readyz details, /admin/*. */
+export const ADMIN_TOKEN = 'test-admin-token-test-admin-token';
+export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 export interface Running {
   node: WalcastNode;
@@ -12,6 +15,7 @@ export interface Running {
   base: string;
   ws: string;
   token(user: string, ttl?: number): Promise<string>;
+  tokens: Tokens;
   close(): Promise<void>;
 }
 
@@ -24,12 +28,23 @@ export async function startWalcast(
   databaseUrl: string,
   opts: { env?: Record<string, string>; roles?: Role[] } = {},
 ): Promise<Running> {
-  // Invites of users who never signed in are allowed here (tests invite users before they act);
-  // test/change-log.test.ts checks the default, which refuses them.
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', WALCAST_HEARTBEAT_MS: '1000', WALCAST_INVITE_UNKNOWN_USERS: '1', ...opts.env });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    WALCAST_HEARTBEAT_MS: '1000',
+    WALCAST_ADMIN_TOKEN: ADMIN_TOKEN,
+    // Tests open many sockets per user and send every request from 127.0.0.1; the tests of
+    // these limits set them.
+    WALCAST_MAX_CONNECTIONS_PER_USER: '0',
+    WALCAST_AUTH_FAIL_BURST_IP: '1000000',
+    // Invites of users who never signed in are allowed here (tests invite users before they
+    // act); test/change-log.test.ts checks the default, which refuses them.
+    WALCAST_INVITE_UNKNOWN_USERS: '1',
+    ...opts.env,
+  });
   const log = createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'error');
   const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log });
-  const tokens = new Tokens(SECRET);
+  const tokens = new Tokens(SECRET, { maxLifetimeS: config.auth.maxLifetimeS, issuer: config.auth.jwtIssuer, audience: config.auth.jwtAudience });
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -38,7 +53,7 @@ export async function startWalcast(
   };
   t.teardown(close);
   const base = `http://127.0.0.1:${node.port}`;
-  return { node, config, base, ws: `ws://127.0.0.1:${node.port}/v1/ws`, token: (u, ttl = 3600) => tokens.sign(u, ttl), close };
+  return { node, config, base, ws: `ws://127.0.0.1:${node.port}/v1/ws`, token: (u, ttl = 3600) => tokens.sign(u, ttl), tokens, close };
 }
 
 /** Waits until `cond` holds, polling; fails with `what` after `ms`. */

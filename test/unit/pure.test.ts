@@ -90,16 +90,22 @@ t.test('ring keeps the last N contiguous entries', async (t) => {
 });
 
 t.test('client frames: valid, malformed and unknown', async (t) => {
-  t.same(parseClientFrame('{"type":"subscribe","channel":"C1","since":4}'), { type: 'subscribe', channel: 'C1', since: 4 });
-  t.same(parseClientFrame('{"type":"subscribe","channel":"C1"}'), { type: 'subscribe', channel: 'C1' });
-  t.same(parseClientFrame('{"type":"unsubscribe","channel":"C1"}'), { type: 'unsubscribe', channel: 'C1' });
+  t.same(parseClientFrame('{"type":"subscribe","channel":"C0000000000C1","since":4}'), { type: 'subscribe', channel: 'C0000000000C1', since: 4 });
+  t.same(parseClientFrame('{"type":"subscribe","channel":"C0000000000C1"}'), { type: 'subscribe', channel: 'C0000000000C1' });
+  t.same(parseClientFrame('{"type":"unsubscribe","channel":"C0000000000C1"}'), { type: 'unsubscribe', channel: 'C0000000000C1' });
   t.match(parseClientFrame('{'), { code: 'invalid_json' });
   t.match(parseClientFrame('[]'), { code: 'invalid_arguments' });
   t.match(parseClientFrame('{"type":3}'), { code: 'invalid_arguments' });
   t.match(parseClientFrame('{"type":"subscribe"}'), { code: 'invalid_arguments' });
-  t.match(parseClientFrame('{"type":"subscribe","channel":"C1","since":-1}'), { code: 'invalid_arguments', channel: 'C1' });
-  t.match(parseClientFrame('{"type":"subscribe","channel":"C1","since":1.5}'), { code: 'invalid_arguments' });
+  t.match(parseClientFrame('{"type":"subscribe","channel":"C0000000000C1","since":-1}'), { code: 'invalid_arguments', channel: 'C0000000000C1' });
+  t.match(parseClientFrame('{"type":"subscribe","channel":"C0000000000C1","since":1.5}'), { code: 'invalid_arguments' });
   t.match(parseClientFrame('{"type":"dance"}'), { code: 'unknown_type' });
+  // Channel ids are checked at the edge; a short malformed one is echoed back for correlation.
+  t.match(parseClientFrame('{"type":"subscribe","channel":"C1"}'), { code: 'invalid_arguments', channel: 'C1' });
+  t.match(parseClientFrame('{"type":"subscribe","channel":"C000000000000\\u0000"}'), { code: 'invalid_arguments' });
+  t.same(parseClientFrame('{"type":"auth","token":"t"}'), { type: 'auth', token: 't' });
+  t.match(parseClientFrame('{"type":"auth","token":""}'), { code: 'invalid_arguments' });
+  t.match(parseClientFrame('{"type":"auth"}'), { code: 'invalid_arguments' });
 });
 
 t.test('config: defaults, overrides and clear errors', async (t) => {
