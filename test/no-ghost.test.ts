@@ -13,7 +13,8 @@ import { Api, WsClient } from './helpers/clients.js';
 const db = await startTestDatabase(t);
 const w = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'no_ghost' } });
 const alice = new Api(w.base, await w.token('alice'));
-const admin = new pg.Client({ connectionString: db.url });
+// ALTER SYSTEM needs the superuser (walcast's own role is not one).
+const admin = new pg.Client({ connectionString: db.adminUrl });
 await admin.connect();
 t.teardown(() => admin.end());
 

@@ -174,7 +174,8 @@ export const used = [state, seqOf, root.createClient, WalcastError];
 t.test('walcast start, token and watch from the installed package', async (t) => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const env = { PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: path.join(dir, 'data'), WALCAST_LOG_LEVEL: 'warn' };
+  const adminToken = 'package-test-admin-token-0123456789';
+  const env = { PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: path.join(dir, 'data'), WALCAST_LOG_LEVEL: 'warn', WALCAST_ADMIN_TOKEN: adminToken };
   // node_modules/.bin/walcast is what `npx walcast` runs; started directly, so SIGTERM reaches it
   // (npm exec leaves its child running when it is signalled alone).
   const server = walcast('walcast start', ['start'], env);
@@ -218,7 +219,7 @@ console.log(texts.join(','));`,
   writeFileSync(path.join(app, 'served-sdk.mjs'), await sdk.text());
   t.equal((await run(process.execPath, ['--input-type=module', '-e', "console.log(typeof (await import('./served-sdk.mjs')).createClient)"], app)).trim(), 'function', 'the served bundle is an ES module exporting the SDK');
 
-  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
   t.match(metrics, /^walcast_process_cpu_seconds_total /m, 'process metrics under walcast_process_');
   t.notMatch(metrics, /process_process_/, 'no repeated prefix');
   const exported = new Set([...metrics.matchAll(/^(?:# HELP )?(walcast_\w+)/gm)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, '')));

@@ -31,7 +31,7 @@ const closed = (ws: WsClient, ms = 20_000) => until(() => ws.closed, 'the socket
 
 t.test('an expiring token gets token_expiring, and at exp the socket closes with 4001', async (t) => {
   const ws = await raw(t, await w.token('alice', 3));
-  t.same(await ws.subscribe(channel), { type: 'subscribed', channel, seq: 0 });
+  t.same(await ws.subscribe(channel), { type: 'subscribed', channel, seq: 0, since: 0 });
   const warn = await ws.next((f) => f.type === 'token_expiring', 'token_expiring', 5000, 0);
   t.type((warn as Frame & { expires_at: number }).expires_at, 'number');
   t.ok((warn as Frame & { expires_at: number }).expires_at > Date.now() - 5000, 'expires_at is ms since the epoch');
