@@ -25,10 +25,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';
-
-const TOPIC_PREFIX = 'walcast:ch:';
-const CONTROL_TOPIC = 'walcast:ctl';
-const topic = (channel: string) => TOPIC_PREFIX + channel;
+import { CONTROL_TOPIC, isEvent, topicOf as topic, topicOfEvent } from './topics.js';
 
 export class RedisBus implements Bus {
   readonly kind = 'redis';
@@ -73,10 +70,7 @@ export class RedisBus implements Bus {
     if (this.pub.status !== 'ready') throw new Error(`redis bus: publisher not connected (${this.pub.status})`);
     // One connection writes in order and Redis answers in order: resolved means all delivered.
     await Promise.all(
-      events.map((e) => {
-        const channel = channelOf(e);
-        return this.pub.spublish(channel === undefined ? CONTROL_TOPIC : topic(channel), JSON.stringify(e));
-      }),
+      events.map((e) => this.pub.spublish(topicOfEvent(e), JSON.stringify(e))),
     );
   }
 
@@ -188,33 +182,6 @@ export class RedisBus implements Bus {
         if (!this.closed && r.status === 'end') r.connect().catch(() => {});
       }, 1000).unref();
     });
-  }
-}
-
-/** Shape check for the fields the gateway relies on, and that the event came on its own topic. */
-function isEvent(e: unknown, t: string): e is BusEvent {
-  if (typeof e !== 'object' || e === null) return false;
-  const v = e as Record<string, unknown>;
-  switch (v.kind) {
-    case 'change': {
-      const f = v.frame as Record<string, unknown> | null;
-      return typeof v.channel === 'string' && t === topic(v.channel) && typeof v.seq === 'number' && typeof f === 'object' && f !== null && f.seq === v.seq && typeof f.type === 'string';
-    }
-    case 'resync':
-      return t === CONTROL_TOPIC && typeof v.epoch === 'string';
-    case 'typing':
-      return typeof v.channel === 'string' && t === topic(v.channel) && typeof v.user === 'string' && typeof v.gateway === 'string';
-    case 'presence':
-      return (
-        typeof v.channel === 'string' &&
-        t === topic(v.channel) &&
-        typeof v.gateway === 'string' &&
-        [v.joined, v.left, v.users].every((l) => l === undefined || (Array.isArray(l) && l.every((u) => typeof u === 'string')))
-      );
-    case 'revoke':
-      return t === CONTROL_TOPIC && typeof v.user === 'string' && typeof v.notBefore === 'number';
-    default:
-      return false;
   }
 }
 
