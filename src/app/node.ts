@@ -44,7 +44,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const roles = new Set(o.roles);
   const metrics = createMetrics();
   const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
-  const bus = await createBus(config, log);
+  const bus = await createBus(config, log, metrics);
   const channels = new Channels(pool);
   const messages = new Messages(pool, channels, {
     lanes: config.write.concurrency,
@@ -94,7 +94,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     gateway = new Gateway({ config, bus, tokens, channels, messages, pool, log: log.child({ role: 'gateway' }), metrics });
     gateway.mount(app);
   }
-  mountOps(app, metrics, checks, [...roles].join('+'));
+  mountOps(app, metrics, checks, [...roles].join('+'), { bus: bus.kind });
   app.any('/*', (res) => void sendError(res, track(res), new WalcastError('unknown_method', 'no such path'), log));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) =>

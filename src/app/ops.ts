@@ -6,7 +6,8 @@ import type { Metrics } from '../metrics.js';
 /** A named readiness check: true when that part can serve. */
 export type ReadinessCheck = () => Promise<boolean> | boolean;
 
-export function mountOps(app: TemplatedApp, metrics: Metrics, checks: Record<string, ReadinessCheck>, role: string): void {
+/** `info` goes into the /readyz answer as is (e.g. `bus`: memory, redis or redis-cluster). */
+export function mountOps(app: TemplatedApp, metrics: Metrics, checks: Record<string, ReadinessCheck>, role: string, info: Record<string, unknown> = {}): void {
   app.get('/healthz', (res) => {
     const reply = track(res);
     sendJson(res, reply, 200, { ok: true, role });
@@ -17,7 +18,7 @@ export function mountOps(app: TemplatedApp, metrics: Metrics, checks: Record<str
       Object.entries(checks).map(async ([name, check]) => [name, await Promise.resolve(check()).catch(() => false)] as const),
     ).then((results) => {
       const ok = results.every(([, v]) => v);
-      sendJson(res, reply, ok ? 200 : 503, { ok, role, checks: Object.fromEntries(results) });
+      sendJson(res, reply, ok ? 200 : 503, { ok, role, ...info, checks: Object.fromEntries(results) });
     });
   });
   app.get('/metrics', (res) => {
