@@ -16,8 +16,9 @@
 //    demoted by a manual failover; ioredis reports it only as a 'moved' event without the
 //    channel), (c) SSUBSCRIBE is answered MOVED (also 'moved'), or (d) a slot map refresh names
 //    another master for its slot. On (a) every topic confirmed on that connection lapses; on (b)
-//    and (c) too (the channel is not known: conservative, costs a re-read per channel of that
-//    shard); on (d) the topics of the slots that changed hands.
+//    and (c) the topics the connection no longer holds according to the server's replies and
+//    pushes (see heldChannels; every topic of the connection if that cannot be read); on (d) the
+//    topics of the slots that changed hands.
 //  - A lapsed topic is re-subscribed by our own SSUBSCRIBE on the slot's current master, retried
 //    with backoff (and a slot map refresh) until that master replies. Only the reply counts as
 //    confirmation. Then the bus reports it: the control topic through onState(true) (the
@@ -445,7 +446,8 @@ export class ClusterBus implements Bus {
     // An unsolicited `sunsubscribe` push (slot migrated, master demoted) or MOVED to SSUBSCRIBE.
     conn.on('moved', () => {
       if (this.closed) return;
-      this.lapse((t) => t.node === key, 'sunsubscribe push or MOVED', key);
+      const held = heldChannels(conn);
+      this.lapse((t) => t.node === key && !held?.has(t.topic), 'sunsubscribe push or MOVED', key);
       this.refresh();
     });
     conn.on('smessage', (t: string, payload: string) => this.onMessage(key, t, payload));
@@ -494,6 +496,24 @@ export class ClusterBus implements Bus {
     if ((this.warned.get(key) ?? 0) > now - 5000) return this.log.debug(msg, fields);
     this.warned.set(key, now);
     this.log.warn(msg, fields);
+  }
+}
+
+/**
+ * The shard channels the connection holds according to the server's replies and pushes (ioredis
+ * keeps them in `condition.subscriber`, a declared property; its DataHandler removes a channel
+ * on a `sunsubscribe` push *before* emitting 'moved'). So on 'moved' only the topics missing
+ * from it lapse, rather than every topic of the shard (one push per moved slot during a
+ * reshard). undefined when it cannot be read: then every topic of the connection lapses.
+ */
+function heldChannels(conn: Redis): Set<string> | undefined {
+  const sub = conn.condition?.subscriber;
+  if (sub === false) return new Set(); // the server's count reached 0: none held
+  if (!sub || typeof sub.channels !== 'function') return undefined;
+  try {
+    return new Set(sub.channels('ssubscribe'));
+  } catch {
+    return undefined;
   }
 }
 

@@ -122,18 +122,27 @@ if (spawnSync('redis-server', ['--version']).error) {
 
   t.test("a channel's slot moved: re-subscribed on the new master and reported", async (t) => {
     const s = await setup(t);
-    const ch = [...s.byMaster.values()][0]!;
-    const from = await cluster.masterOf(`walcast:ch:${ch}`);
-    const to = (await cluster.nodes()).find((n) => n.role === 'master' && n.slots > 0 && n.port !== from)!.port;
-    // Move every slot of `from` up to and including the channel's (reshard takes the lowest first).
-    const slot = keySlot(`walcast:ch:${ch}`);
-    const ranges = (await cluster.command(from, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-    const mine = ranges.filter((r) => Number(r[2][1]) === from).sort((a, b) => a[0] - b[0]);
+    // A channel among the lowest 50 slots of its master (reshard moves the lowest first).
+    let ch = '';
+    let from = 0;
     let n = 0;
-    for (const [lo, hi] of mine) {
-      if (slot > hi) n += hi - lo + 1;
-      else if (slot >= lo) n += slot - lo + 1;
+    for (let i = 0; !ch && i < 100_000; i++) {
+      const cand = `CR${String(i).padStart(11, '0')}`;
+      const slot = keySlot(`walcast:ch:${cand}`);
+      const m = await cluster.masterOf(`walcast:ch:${cand}`);
+      const ranges = ((await cluster.command(m, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][]).filter((r) => Number(r[2][1]) === m).sort((a, b) => a[0] - b[0]);
+      let pos = 0;
+      for (const [lo, hi] of ranges) {
+        if (slot > hi) pos += hi - lo + 1;
+        else if (slot >= lo) {
+          pos += slot - lo;
+          break;
+        }
+      }
+      if (pos < 50) [ch, from, n] = [cand, m, pos + 1];
     }
+    await s.sub.subscribe(ch);
+    const to = (await cluster.nodes()).find((x) => x.role === 'master' && x.slots > 0 && x.port !== from)!.port;
     const ms = await cluster.reshard(from, to, n);
     t.comment(`moved ${n} slots in ${ms} ms`);
     t.equal(await cluster.masterOf(`walcast:ch:${ch}`), to, 'the slot moved');
