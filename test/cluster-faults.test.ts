@@ -2,7 +2,8 @@
 // processes with REDIS_CLUSTER_NODES, on a local 3-master / 3-replica cluster
 // (harness/redis-cluster.ts). Messages flow on 50 channels spread over every shard, each held by
 // a resuming subscriber on each gateway. Mid-stream a master is SIGKILLed (its replica takes
-// over), or slots move to another master (`redis-cli --cluster reshard`). Every subscriber must
+// over; once one that does not hold the control topic, once the one that does), or slots move
+// to another master (`redis-cli --cluster reshard`). Every subscriber must
 // end with every message of its channel exactly once, in order.
 import t, { type Test } from 'tap';
 import { startTopology, type ClusterTopology } from '../harness/topology.js';
@@ -138,6 +139,20 @@ t.test('a master SIGKILLed mid-stream: its replica takes over, nothing lost or d
   });
   t.ok(lapsed > 0, `the gateways saw ${lapsed} subscriptions lapse and re-subscribed them`);
   await topo.cluster.restartNode(killed); // back as a replica
+  await topo.cluster.waitHealthy();
+});
+
+t.test("the control topic's master SIGKILLed: every gateway re-syncs everything, nothing lost or duplicated", async (t) => {
+  let killed = 0;
+  const resyncsBefore = await gatewayCounter('walcast_gateway_resyncs_total');
+  await scenario(t, 'kill-control', async () => {
+    killed = await topo.cluster.masterOf('walcast:ctl');
+    const { promoted, failoverMs } = await topo.cluster.killMaster(killed);
+    return `master ${killed} (the control topic's) SIGKILLed, replica ${promoted} promoted after ${failoverMs} ms`;
+  });
+  const resyncs = (await gatewayCounter('walcast_gateway_resyncs_total')) - resyncsBefore;
+  t.ok(resyncs >= 2 * CHANNELS, `the gateways re-synced every channel they serve (${resyncs} channel re-syncs)`);
+  await topo.cluster.restartNode(killed);
   await topo.cluster.waitHealthy();
 });
 
