@@ -32,10 +32,11 @@
 //    milliseconds (and any publish in 5 s at most) and the
 //    relay restarts its stream from the slot (duplicates are dropped by seq in the gateway).
 //    Per-topic order across calls: the relay pipelines publish() calls without awaiting earlier
-//    ones, and during a failover or reshard ioredis' redirections can reorder commands. So all
-//    events of one call for one topic go in one SPUBLISH (a JSON array when there are several),
-//    and a topic's SPUBLISH is sent only after the previous one for that topic succeeded; if it
-//    failed, the later ones for that topic reject too (the relay replays them in order).
+//    ones, and during a failover or reshard ioredis' redirections can reorder commands. So a
+//    topic has one SPUBLISH in flight at a time: the events of one call for one topic go in one
+//    SPUBLISH (a JSON array when there are several), and events published meanwhile wait and go
+//    together in the next one once it succeeded; if it failed, what waited behind it rejects
+//    too (the relay replays it, in order, from the slot).
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { Bus, BusEvent, BusEventHandler, BusResubscribedHandler, BusStateHandler } from './bus.js';
@@ -89,8 +90,8 @@ export class ClusterBus implements Bus {
   private readonly eventHandlers: BusEventHandler[] = [];
   private readonly stateHandlers: BusStateHandler[] = [];
   private readonly resubHandlers: BusResubscribedHandler[] = [];
-  /** The last publish per topic: the next one for the topic waits for it. */
-  private readonly tails = new Map<string, Promise<void>>();
+  /** Per topic: whether an SPUBLISH is in flight, and the events waiting for it to succeed. */
+  private readonly outbox = new Map<string, { pending: BusEvent[]; waiters: { resolve(): void; reject(e: Error): void }[] }>();
   private masters = new Set<string>();
   private up = false;
   private closed = false;
@@ -218,31 +219,68 @@ export class ClusterBus implements Bus {
 
   // --- publish ---------------------------------------------------------------------------------
 
+  /**
+   * One SPUBLISH at a time per topic, in call order: events published while one is in flight wait
+   * and go together in the next (one SPUBLISH, a JSON array), so a hot channel costs one round
+   * trip per batch, not per relayed transaction. If an SPUBLISH fails, what waited behind it is
+   * rejected too (never delivered after a gap); the relay replays all of it from the slot.
+   */
   private publishTopic(topic: string, events: BusEvent[]): Promise<void> {
+    const box = this.outbox.get(topic);
+    if (box) {
+      box.pending.push(...events);
+      return new Promise((resolve, reject) => box.waiters.push({ resolve, reject }));
+    }
+    const next = { pending: [] as BusEvent[], waiters: [] as { resolve(): void; reject(e: Error): void }[] };
+    this.outbox.set(topic, next);
+    return this.send(topic, events).then(
+      () => this.sendNext(topic),
+      (e: unknown) => {
+        this.failQueued(topic, e);
+        throw e;
+      },
+    );
+  }
+
+  /** The SPUBLISH that just succeeded had followers: send them as one. */
+  private sendNext(topic: string): void {
+    const box = this.outbox.get(topic);
+    if (!box || box.pending.length === 0) {
+      this.outbox.delete(topic);
+      return;
+    }
+    const { pending, waiters } = box;
+    this.outbox.set(topic, { pending: [], waiters: [] });
+    this.send(topic, pending).then(
+      () => {
+        for (const w of waiters) w.resolve();
+        this.sendNext(topic);
+      },
+      (e: unknown) => {
+        for (const w of waiters) w.reject(e as Error);
+        this.failQueued(topic, e);
+      },
+    );
+  }
+
+  private failQueued(topic: string, e: unknown): void {
+    const box = this.outbox.get(topic);
+    this.outbox.delete(topic);
+    const err = new Error(`redis cluster bus: an earlier publish to ${topic} failed: ${(e as Error)?.message ?? e}`);
+    for (const w of box?.waiters ?? []) w.reject(err);
+  }
+
+  private send(topic: string, events: BusEvent[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('bus closed'));
     const payload = JSON.stringify(events.length === 1 ? events[0] : events);
-    const slot = keySlot(topic);
-    const send = () => {
-      const shard = this.owner(slot) ?? 'unknown';
-      return withTimeout(this.pub.spublish(topic, payload), PUBLISH_TIMEOUT_MS, `SPUBLISH to ${shard}`).then(
-        () => this.observer?.published(shard, events.length),
-        (e: unknown) => {
-          this.observer?.publishFailed(shard);
-          throw e;
-        },
-      );
-    };
-    const prev = this.tails.get(topic);
-    const p = prev
-      ? prev.then(send, () => {
-          throw new Error(`redis cluster bus: an earlier publish to ${topic} failed`);
-        })
-      : send();
-    this.tails.set(topic, p);
-    const done = () => {
-      if (this.tails.get(topic) === p) this.tails.delete(topic);
-    };
-    p.then(done, done);
-    return p;
+    const shard = this.owner(keySlot(topic)) ?? 'unknown';
+    return withTimeout(this.pub.spublish(topic, payload), PUBLISH_TIMEOUT_MS, `SPUBLISH to ${shard}`).then(
+      () => this.observer?.published(shard, events.length),
+      (e: unknown) => {
+        this.observer?.publishFailed(shard);
+        throw e;
+      },
+    );
   }
 
   // --- subscriptions ---------------------------------------------------------------------------

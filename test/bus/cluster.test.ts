@@ -43,6 +43,25 @@ if (spawnSync('redis-server', ['--version']).error) {
       t.equal(keySlot(key), Number(await cluster.command(cluster.ports[0]!, 'CLUSTER', 'KEYSLOT', key)), key);
   });
 
+  t.test('publishes in flight for one channel: in order, coalesced into fewer SPUBLISH', async (t) => {
+    let spublish = 0;
+    let events = 0;
+    const pub = new ClusterBus(cluster.seeds, captureLog(), {
+      observer: { published: (_s, n) => ((spublish += 1), (events += n)), publishFailed() {}, subscribed() {}, subscribeFailed() {}, lapsed() {} },
+    });
+    const sub = make();
+    t.teardown(() => Promise.all([pub.close(), sub.close()]));
+    const got: BusEvent[] = [];
+    sub.onEvent((e) => got.push(e));
+    await waitFor('buses up', () => sub.isUp() && pub.isUp());
+    await sub.subscribe('CCOALESCE0001');
+    await Promise.all(Array.from({ length: 300 }, (_, i) => pub.publish([message('CCOALESCE0001', i + 1)])));
+    await waitFor('300 delivered', () => got.length >= 300);
+    t.same(seqsOf(got, 'CCOALESCE0001'), Array.from({ length: 300 }, (_, i) => i + 1), 'in order');
+    t.equal(events, 300, 'every event published');
+    t.ok(spublish < 300, `in ${spublish} SPUBLISH`);
+  });
+
   /** A subscribing bus, a publishing bus, and one channel on each master. */
   async function setup(t: Test) {
     const log = captureLog();
