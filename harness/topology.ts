@@ -1,12 +1,15 @@
 // The multi-process topology of docker-compose.yml, on one machine without Docker: PostgreSQL
 // (embedded, or DATABASE_URL), redis-server from PATH, a one-shot migrate, one api, N relays,
 // M gateways, and a proxy that routes /v1/ws to the gateways and the rest to the api, as nginx
-// does in compose. Used by `npm run cluster`, the fault tests and the benchmarks.
+// does in compose. Used by `npm run cluster`, the fault tests and the benchmarks. With
+// `redisCluster`, a local Redis Cluster (harness/redis-cluster.ts) instead of one redis-server,
+// and the roles run with REDIS_CLUSTER_NODES.
 import type net from 'node:net';
 import { migrate } from '../src/db/migrate.js';
 import { startPostgres, type Postgres } from './postgres.js';
 import { startProxy } from './proxy.js';
 import { startRedis, type RedisProc } from './redis.js';
+import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
 import { startRole, type RoleOptions, type RoleProc } from './roles.js';
 
 /** The admin token every role of a harness topology runs with (/metrics, /readyz details). */
@@ -15,7 +18,7 @@ export const HARNESS_ADMIN_TOKEN = 'harness-admin-token-0123456789';
 export interface Topology {
   databaseUrl: string;
   secret: string;
-  /** Environment every role runs with (DATABASE_URL, REDIS_URL, WALCAST_SECRET, ...). */
+  /** Environment every role runs with (DATABASE_URL, REDIS_URL or REDIS_CLUSTER_NODES, WALCAST_SECRET, ...). */
   env: Record<string, string>;
   redis: RedisProc;
   api: RoleProc;
@@ -41,17 +44,27 @@ export interface TopologyOptions {
   parallel?: boolean;
   /** Entry point per role instead of bin/walcast-dev.js (the benchmarks' comparison sources). */
   command?: Partial<Record<'api' | 'relay' | 'gateway', RoleOptions['command']>>;
+  /** A local Redis Cluster (3 masters, 3 replicas) instead of one redis-server. */
+  redisCluster?: boolean;
 }
 
-export async function startTopology(o: TopologyOptions = {}): Promise<Topology> {
+/** The topology on a Redis Cluster: `cluster` instead of `redis`. */
+export interface ClusterTopology extends Omit<Topology, 'redis'> {
+  cluster: RedisCluster;
+}
+
+export function startTopology(o: TopologyOptions & { redisCluster: true }): Promise<ClusterTopology>;
+export function startTopology(o?: TopologyOptions): Promise<Topology>;
+export async function startTopology(o: TopologyOptions = {}): Promise<Topology | ClusterTopology> {
   const postgres = o.databaseUrl ? null : await startPostgres({ migrate: false });
   const databaseUrl = o.databaseUrl ?? postgres!.url;
   await migrate(databaseUrl);
-  const redis = await startRedis();
+  const redis = o.redisCluster ? null : await startRedis();
+  const cluster = o.redisCluster ? await startRedisCluster() : null;
   const secret = 'cluster-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
   const env = {
     DATABASE_URL: databaseUrl,
-    REDIS_URL: redis.url,
+    ...(redis ? { REDIS_URL: redis.url } : { REDIS_CLUSTER_NODES: cluster!.env }),
     WALCAST_SECRET: secret,
     WALCAST_LOG_LEVEL: o.logLevel ?? 'warn',
     WALCAST_HEARTBEAT_MS: '1000',
@@ -72,11 +85,11 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
   if (o.parallel) procs.push(...(await Promise.all(plan.map((start) => start()))));
   else for (const start of plan) procs.push(await start());
 
-  const topo: Topology = {
+  const topo = {
     databaseUrl,
     secret,
     env,
-    redis,
+    ...(redis ? { redis } : { cluster: cluster! }),
     api: procs[0]!,
     relays: procs.filter((p) => p.role === 'relay'),
     gateways: procs.filter((p) => p.role === 'gateway'),
@@ -86,10 +99,11 @@ export async function startTopology(o: TopologyOptions = {}): Promise<Topology> 
     close: async () => {
       proxy.close();
       await Promise.all([topo.api, ...topo.relays, ...topo.gateways].map((p) => p.kill('SIGTERM')));
-      await topo.redis.kill('SIGTERM');
+      if ('redis' in topo) await topo.redis.kill('SIGTERM');
+      else await topo.cluster.stop();
       await postgres?.remove();
     },
-  };
+  } as Topology | ClusterTopology;
   const proxy = startProxy(() => topo.api.port, () => topo.gateways.map((g) => g.port));
   await new Promise<void>((r) => proxy.listen(o.proxyPort ?? 0, '127.0.0.1', r));
   topo.proxyPort = (proxy.address() as net.AddressInfo).port;

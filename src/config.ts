@@ -49,6 +49,9 @@ export const CONFIG = {
     'PostgreSQL 14+ with `wal_level=logical`; the relay\'s role needs REPLICATION. Unset: `start` runs an embedded PostgreSQL in the data dir.', '(embedded)'),
   redisUrl: setting('REDIS_URL', 'essentials', z.string().url().optional(),
     'Redis 7 for the bus between separate processes. Unset: the in-process bus (one process only).', '(in-process bus)'),
+  redisClusterNodes: setting('REDIS_CLUSTER_NODES', 'essentials',
+    z.string().regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'expected host:port,host:port,...').transform((s) => s.split(',')).optional(),
+    'Seed nodes (`host:port,host:port,...`) of a Redis 7 Cluster for the bus instead of one Redis: each channel lives on the shard owning its hash slot (SPUBLISH/SSUBSCRIBE), and a gateway hears only the channels its clients hold. Exclusive with `REDIS_URL`. See docs/operations.md.', '(unset)'),
   host: setting('HOST', 'essentials', z.string().min(1).optional(),
     'Address the HTTP and WebSocket listener binds. Unset: `start` binds 127.0.0.1 (this machine only), the roles (`api`, `relay`, `gateway`, for containers) 0.0.0.0.',
     '127.0.0.1 (`start`), 0.0.0.0 (roles)'),
@@ -209,6 +212,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   const config = build(CONFIG) as Config;
+  if (config.redisUrl && config.redisClusterNodes) {
+    problems.push('  REDIS_URL and REDIS_CLUSTER_NODES are exclusive: set REDIS_URL for one Redis, or REDIS_CLUSTER_NODES for a Redis Cluster');
+  }
   if (!problems.length) {
     const g = config.gateway;
     if (g.drainWindowMs > 0 && config.shutdownTimeoutMs > 0 && g.drainWindowMs >= config.shutdownTimeoutMs) {

@@ -48,6 +48,12 @@ export function createMetrics() {
     gatewayDbWaiting: new client.Gauge({ name: 'walcast_gateway_db_reads_waiting', help: 'Gateway database reads queued for a slot', registers: r }),
     wsDrained: new client.Counter({ name: 'walcast_ws_drained_total', help: 'Sockets closed by a graceful drain (1012 with a retry hint)', registers: r }),
     fanoutDeferred: new client.Counter({ name: 'walcast_gateway_fanout_deferred_total', help: 'Turns in which a channel used its fan-out budget and yielded to other channels', registers: r }),
+    busShardPublishes: new client.Counter({ name: 'walcast_bus_shard_publishes_total', help: 'SPUBLISH commands accepted (Redis Cluster bus), by the master owning the slot at send time', labelNames: ['shard'] as const, registers: r }),
+    busShardEvents: new client.Counter({ name: 'walcast_bus_shard_events_total', help: 'Events published (Redis Cluster bus; one SPUBLISH carries a transaction\'s events for one channel), by shard', labelNames: ['shard'] as const, registers: r }),
+    busShardPublishErrors: new client.Counter({ name: 'walcast_bus_shard_publish_errors_total', help: 'SPUBLISH commands rejected (Redis Cluster bus; the relay restarts its stream), by shard', labelNames: ['shard'] as const, registers: r }),
+    busShardSubscribes: new client.Counter({ name: 'walcast_bus_shard_subscribes_total', help: 'SSUBSCRIBEs confirmed by a master (Redis Cluster bus; first subscriptions and re-subscriptions), by shard', labelNames: ['shard'] as const, registers: r }),
+    busShardSubscribeErrors: new client.Counter({ name: 'walcast_bus_shard_subscribe_errors_total', help: 'SSUBSCRIBEs that failed (Redis Cluster bus; retried with backoff), by shard', labelNames: ['shard'] as const, registers: r }),
+    busShardLapses: new client.Counter({ name: 'walcast_bus_shard_subscriptions_lapsed_total', help: 'Subscriptions that may have lapsed (connection lost, failover, slot moved; Redis Cluster bus): each is re-subscribed, then its channel re-synced', labelNames: ['shard'] as const, registers: r }),
     fanoutShed: new client.Counter({ name: 'walcast_gateway_fanout_shed_total', help: 'Live events not queued because a channel queue was full (re-read from the database later)', registers: r }),
   };
 }

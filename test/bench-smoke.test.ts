@@ -26,7 +26,7 @@ t.test('the command line: every scenario listed, each with its usage', async (t)
     run(['storm', '--help']).then((r) => r.stdout),
     run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
   ]);
-  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node'])
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation'])
     t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);

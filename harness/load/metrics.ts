@@ -7,7 +7,10 @@ export type Scrape = Record<string, number>;
 
 /** Every sample of `base`/metrics, keyed by name with its labels. */
 export async function scrape(base: string, adminToken = HARNESS_ADMIN_TOKEN): Promise<Scrape> {
-  const text = await (await fetch(base + PATHS.metrics, { headers: { authorization: `Bearer ${adminToken}` } })).text();
+  const res = await fetch(base + PATHS.metrics, { headers: { authorization: `Bearer ${adminToken}` } });
+  const text = await res.text();
+  // A refused scrape must not read as all-zero counters.
+  if (!res.ok) throw new Error(`GET ${base}${PATHS.metrics}: ${res.status} ${text.slice(0, 200)}`);
   const out: Scrape = {};
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

@@ -75,7 +75,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const roles = new Set(o.roles);
   const metrics = createMetrics();
   const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
-  const bus = await createBus(config, log);
+  const bus = await createBus(config, log, metrics);
   const channels = new Channels(pool, { inviteUnknownUsers: config.inviteUnknownUsers });
   const changes = new Changes(pool);
   const users = new Users(pool);
@@ -175,7 +175,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const role = [...roles].join('+');
   const adminToken = o.adminToken !== undefined ? o.adminToken : (config.auth.adminToken ?? null);
   const opsLog = log.child({ mod: 'ops' });
-  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, log: opsLog });
+  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info: { bus: bus.kind }, log: opsLog });
   mountStatic(app, log);
   mountNotFound(app, log);
 
@@ -186,7 +186,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   let opsPort: number | null = null;
   if (config.auth.opsPort !== undefined) {
     const ops = uws.App();
-    mountOps(ops, { metrics, checks, role, access: 'open', revoke, log: opsLog });
+    mountOps(ops, { metrics, checks, role, access: 'open', revoke, info: { bus: bus.kind }, log: opsLog });
     mountNotFound(ops, log);
     try {
       opsSocket = await listen(uws, ops, config.auth.opsHost, config.auth.opsPort, true);

@@ -42,6 +42,8 @@ export interface OpsOptions {
   /** Absent: no /admin/revoke here. */
   revoke?: (user: string) => Promise<RevokeResult>;
   edge?: Edge;
+  /** Goes into the detailed /readyz answer as is (e.g. `bus`: memory, redis or redis-cluster). */
+  info?: Record<string, unknown>;
   log: Logger;
 }
 
@@ -79,7 +81,7 @@ export function mountOps(app: TemplatedApp, o: OpsOptions): void {
       Object.entries(o.checks).map(async ([name, check]) => [name, await Promise.resolve(check()).catch(() => false)] as const),
     ).then((results) => {
       const ok = results.every(([, v]) => v);
-      sendJson(res, reply, ok ? 200 : 503, details ? { ok, role: o.role, checks: Object.fromEntries(results) } : { ok });
+      sendJson(res, reply, ok ? 200 : 503, details ? { ok, role: o.role, ...o.info, checks: Object.fromEntries(results) } : { ok });
     });
   });
   app.get(PATHS.metrics, (res, req) => {

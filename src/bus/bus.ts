@@ -39,9 +39,11 @@ export const messageEvent = (m: Message, committedAt?: number): BusEvent => ({
 
 export type BusEventHandler = (event: BusEvent) => void;
 export type BusStateHandler = (up: boolean) => void;
+/** Channels whose subscription may have lapsed and is confirmed active again: re-read them from the database. */
+export type BusResubscribedHandler = (channels: readonly string[]) => void;
 
 export interface Bus {
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'redis' | 'redis-cluster';
   /** Resolves once the broker has accepted every event, in order; the relay acknowledges only then. */
   publish(events: readonly BusEvent[]): Promise<void>;
   /** Receive a channel's events from now on; resolves once the subscription is active. */
@@ -51,6 +53,12 @@ export interface Bus {
   onEvent(handler: BusEventHandler): void;
   /** Called on every loss and every (re)gain of the broker; on a regain, subscribers must re-sync. */
   onState(handler: BusStateHandler): void;
+  /**
+   * Optional, for backends that can lose part of their subscriptions (a Redis Cluster shard failing
+   * over, a slot moving): called once those channels' subscriptions are confirmed active again,
+   * so only they re-sync. Backends without it report every lapse through onState.
+   */
+  onResubscribed?(handler: BusResubscribedHandler): void;
   isUp(): boolean;
   close(): Promise<void>;
 }

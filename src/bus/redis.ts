@@ -20,8 +20,8 @@
 //    maxRetriesPerRequest: 0 rejects commands in flight when the connection drops (rather than
 //    resending them after a reconnect), so publish fails fast and the relay retries.
 //
-// This talks to one Redis node. Against a cluster it needs a cluster client (SSUBSCRIBE on a
-// node that does not own the slot answers MOVED); the topic layout is ready for it.
+// This talks to one Redis node. A Redis Cluster (REDIS_CLUSTER_NODES) is src/bus/cluster.ts,
+// with the same topics and payloads.
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';

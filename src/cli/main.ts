@@ -15,7 +15,7 @@ const USAGE = `walcast: real-time fan-out of committed PostgreSQL rows over WebS
 
 Usage:
   walcast start                 everything in one process (embedded PostgreSQL without DATABASE_URL)
-  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET or WALCAST_JWKS_URL; REDIS_URL across processes)
+  walcast api | relay | gateway one role (needs DATABASE_URL and WALCAST_SECRET or WALCAST_JWKS_URL; REDIS_URL or REDIS_CLUSTER_NODES across processes)
   walcast migrate               apply migrations and the publication, idempotently
   walcast token <user> [--ttl <seconds>]   print an access token for <user> (at most WALCAST_TOKEN_MAX_LIFETIME_S)
   walcast revoke <user> [--url <base url>] end every token of <user> issued so far, on every process, now
@@ -165,8 +165,8 @@ async function withDatabase(config: Config, log: Logger, fn: (url: string) => Pr
 }
 
 async function serve(config: Config, log: Logger, roles: Role[], standalone: boolean): Promise<number> {
-  if (!standalone && !config.redisUrl && (roles.includes('relay') || roles.includes('gateway'))) {
-    log.warn('REDIS_URL is not set: the in-process bus only connects roles inside this process, so this one will not reach the others');
+  if (!standalone && !config.redisUrl && !config.redisClusterNodes && (roles.includes('relay') || roles.includes('gateway'))) {
+    log.warn('neither REDIS_URL nor REDIS_CLUSTER_NODES is set: the in-process bus only connects roles inside this process, so this one will not reach the others');
   }
   let embedded: EmbeddedDatabase | null = null;
   let databaseUrl = config.databaseUrl;

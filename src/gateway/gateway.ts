@@ -1,6 +1,7 @@
 // The WebSocket gateway at /v1/ws: admits and authenticates upgrades, runs each socket's frames
 // (commands.ts), feeds each channel's hub from the bus through the fair fan-out scheduler, and
-// re-syncs every channel from the database whenever the bus may have lost events.
+// re-syncs every channel from the database whenever the bus may have lost events (or only the
+// channels whose subscriptions lapsed, when the bus says which: Redis Cluster).
 import { randomUUID } from 'node:crypto';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import type { Channels } from '../chat/channels.js';
@@ -124,6 +125,8 @@ export class Gateway {
     d.tokens.revocations.onRevoke((user, notBefore) => this.revoke(user, notBefore));
     d.bus.onEvent((e) => this.onBusEvent(e));
     d.bus.onState((up) => this.onBusState(up));
+    // Backends that can lose part of their subscriptions (Redis Cluster) report which came back.
+    d.bus.onResubscribed?.((channels) => this.registry.resync(channels));
   }
 
   get connections(): number {

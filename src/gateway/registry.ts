@@ -80,6 +80,18 @@ export class HubRegistry {
     for (const hub of this.hubs.values()) hub.resync();
   }
 
+  /**
+   * These channels' bus subscriptions lapsed and are active again: their hubs re-read from the
+   * database. A hub still starting re-reads once it knows where it starts (its last_seq may
+   * have been read before the lapse).
+   */
+  resync(channels: readonly string[]): void {
+    for (const channel of channels) {
+      const hub = this.hubs.get(channel);
+      if (hub) void hub.ready.then(() => hub.resync(), () => {});
+    }
+  }
+
   closeAll(): void {
     for (const hub of this.hubs.values()) {
       hub.close();

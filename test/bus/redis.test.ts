@@ -19,6 +19,11 @@ if (spawnSync('redis-server', ['--version']).error) {
       kill: async () => void (await server.kill('SIGKILL')),
       revive: async () => void (server = await server.restart()),
     },
+    dropSubscribers: async () => {
+      const raw = new Redis(url);
+      await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      raw.disconnect();
+    },
     injectRaw: async (topic, payload) => {
       const raw = new Redis(url);
       await raw.spublish(topic === 'control' ? 'walcast:ctl' : `walcast:ch:${topic.channel}`, payload);

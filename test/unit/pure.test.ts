@@ -120,6 +120,9 @@ t.test('config: defaults, overrides and clear errors', async (t) => {
   t.throws(() => loadConfig({ WALCAST_SOURCE: 'direct' }), /benchmarks/, 'comparison sources are the benchmarks\' business');
   t.throws(() => loadConfig({ WALCAST_DRAIN_WINDOW_MS: '20000' }), /WALCAST_DRAIN_WINDOW_MS/);
   t.throws(() => loadConfig({ WALCAST_SECRET: 'short' }), /at least 16/);
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-2:7001' }).redisClusterNodes, ['10.0.0.1:7000', 'redis-2:7001']);
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis-1' }), /REDIS_CLUSTER_NODES: expected host:port/);
+  t.throws(() => loadConfig({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'r:7000' }), /exclusive/, 'one Redis or a cluster, not both');
 });
 
 t.test('backoff stays within its bounds', async (t) => {
