@@ -1,5 +1,6 @@
 // A throwaway PostgreSQL (wal_level=logical): the same embedded server `walcast start` runs, in a
 // temporary directory that `remove()` deletes. Tests start one per file, benchmarks one per run.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,7 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
   const dir = mkdtempSync(path.join(os.tmpdir(), 'walcast-pg-'));
   const log = createLogger(opts.logLevel ?? (process.env.TEST_LOG === '1' ? 'debug' : 'silent'));
   let server: EmbeddedDatabase | null = await startEmbeddedPostgres(dir, log);
+  const reaper = reapWhenGone(process.pid, dir);
   const db: Postgres = {
     url: server.url,
     adminUrl: server.adminUrl,
@@ -44,6 +46,7 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
     },
     remove: async () => {
       await db.stop();
+      reaper.kill();
       rmSync(dir, { recursive: true, force: true });
     },
     pids: () => {
@@ -53,4 +56,18 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
   };
   if (opts.migrate !== false) await migrate(db.url);
   return db;
+}
+
+/**
+ * A test killed by its timeout (SIGKILL) cannot stop its server: a detached watcher does, once
+ * the process is gone (immediate shutdown, then the directory goes).
+ */
+function reapWhenGone(pid: number, dir: string) {
+  const pidFile = path.join(dir, 'pg', 'postmaster.pid');
+  const script = `while kill -0 ${pid} 2>/dev/null; do sleep 2; done
+if [ -f '${pidFile}' ]; then kill -QUIT "$(head -1 '${pidFile}')" 2>/dev/null; sleep 2; fi
+rm -rf '${dir}'`;
+  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  child.unref();
+  return child;
 }
