@@ -110,6 +110,8 @@ export const CONFIG = {
       'Create the slot as a PostgreSQL 17+ failover slot (synchronised to standbys).'),
     heartbeatMs: setting('WALCAST_HEARTBEAT_MS', 'relay', int(0, 3_600_000).default(5000),
       'Relay heartbeat (`pg_logical_emit_message`) keeping the slot moving while idle and measuring lag; 0 disables.'),
+    thread: setting('WALCAST_RELAY_THREAD', 'relay', bool.default(true),
+      'In a process that also runs the api or a gateway (`start`), run the relay in its own worker thread, so fan-out and HTTP load never delay reading the WAL. A process that runs only the relay keeps it on its main thread.'),
   },
   limits: {
     maxBodyBytes: setting('WALCAST_MAX_BODY_BYTES', 'http', int(256, 16 * 1024 * 1024).default(64 * 1024),

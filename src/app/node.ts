@@ -10,7 +10,9 @@ import { Users } from '../chat/users.js';
 import { Messages, type WriteHooks } from '../chat/messages.js';
 import type { Config } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
-import { Relay } from '../cdc/relay.js';
+import { Relay, type RelayHandle } from '../cdc/relay.js';
+import { RelayThread } from '../cdc/relay-thread.js';
+import { publisherView } from '../bus/bridge.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
 import { busPresence } from '../api/presence.js';
@@ -49,6 +51,8 @@ export interface NodeOptions {
   sharePort?: boolean;
   roles: readonly Role[];
   log: Logger;
+  /** The relay thread's log level (default WALCAST_LOG_LEVEL): a Logger cannot cross threads. */
+  logLevel?: Config['logLevel'];
   /** The write path's extension point (chat/messages.ts); only the benchmarks set it. */
   writeHooks?: WriteHooks;
 }
@@ -64,7 +68,8 @@ export interface WalcastNode {
   revoke(user: string): Promise<RevokeResult>;
   pool: Pool;
   bus: Bus;
-  relay: Relay | null;
+  /** The relay, on this thread or in its own (WALCAST_RELAY_THREAD). */
+  relay: RelayHandle | null;
   gateway: Gateway | null;
   metrics: Metrics;
   close(): Promise<void>;
@@ -139,15 +144,18 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
     database: async () => (await pool.query('SELECT 1')).rowCount === 1,
   };
 
-  let relay: Relay | null = null;
+  let relay: RelayHandle | null = null;
   if (roles.has('relay')) {
-    relay = new Relay(
-      { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover },
-      pool,
-      bus,
-      log.child({ role: 'relay' }),
-      metrics,
-    );
+    const options = { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover };
+    const serving = roles.has('api') || roles.has('gateway');
+    relay = config.relay.thread && serving
+      ? new RelayThread(
+          { databaseUrl: o.databaseUrl, options, logLevel: o.logLevel ?? config.logLevel, bindings: { pid: process.pid, role: 'relay', thread: 'relay' } },
+          () => publisherView(bus),
+          metrics,
+          log.child({ role: 'relay' }),
+        )
+      : new Relay(options, pool, bus, log.child({ role: 'relay' }), metrics);
     checks.relay = () => relay!.isStreaming();
   }
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
