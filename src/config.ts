@@ -128,6 +128,8 @@ export const CONFIG = {
       'Subscriptions per connection; the one over answers `too_many_subscriptions`.'),
   },
   gateway: {
+    workers: setting('WALCAST_GATEWAY_WORKERS', 'gateway', int(1, 256).default(1),
+      'Processes serving one gateway instance\'s port (SO_REUSEPORT: the kernel spreads new connections over them), supervised: a dead one is replaced, SIGTERM drains them all. With `start` each worker also serves the API, and the supervising process keeps the relay and the in-process bus. Per-gateway limits (upgrade rate, connections per user) apply to each worker.'),
     ringSize: setting('WALCAST_RING_SIZE', 'gateway', int(0, 1_000_000).default(1024),
       'Recent frames kept per channel for catch-up without the database (at most; the ring grows as frames arrive).'),
     ringBytes: setting('WALCAST_RING_BYTES', 'gateway', int(0, 1024 * 1024 * 1024).default(256 * 1024),

@@ -77,6 +77,8 @@ export function createMetrics(o: { defaults?: boolean } = {}) {
     busShardSubscribes: new client.Counter({ name: 'walcast_bus_shard_subscribes_total', help: 'SSUBSCRIBEs confirmed by a master (Redis Cluster bus; first subscriptions and re-subscriptions), by shard', labelNames: ['shard'] as const, registers: r }),
     busShardSubscribeErrors: new client.Counter({ name: 'walcast_bus_shard_subscribe_errors_total', help: 'SSUBSCRIBEs that failed (Redis Cluster bus; retried with backoff), by shard', labelNames: ['shard'] as const, registers: r }),
     busShardLapses: new client.Counter({ name: 'walcast_bus_shard_subscriptions_lapsed_total', help: 'Subscriptions that may have lapsed (connection lost, failover, slot moved; Redis Cluster bus): each is re-subscribed, then its channel re-synced', labelNames: ['shard'] as const, registers: r }),
+    workers: new client.Gauge({ name: 'walcast_gateway_workers', help: 'Gateway worker processes of this instance that are up (WALCAST_GATEWAY_WORKERS)', registers: r }),
+    workerRestarts: new client.Counter({ name: 'walcast_gateway_worker_restarts_total', help: 'Gateway worker processes that exited unexpectedly and were replaced', registers: r }),
     fanoutShed: new client.Counter({ name: 'walcast_gateway_fanout_shed_total', help: 'Live events not queued because a channel queue was full (re-read from the database later)', registers: r }),
   };
 }

@@ -16,6 +16,7 @@ import { channelOf } from './bus.js';
 const TAG = 'walcast:bus';
 
 type ToOwner =
+  | { tag: typeof TAG; t: 'hello' }
   | { tag: typeof TAG; t: 'pub'; id: number; events: readonly BusEvent[] }
   | { tag: typeof TAG; t: 'sub'; id: number; channel: string }
   | { tag: typeof TAG; t: 'unsub'; channel: string }
@@ -31,8 +32,10 @@ type ToRemote =
 export function serveBus(endpoint: Endpoint, makeBus: () => Bus): () => Promise<void> {
   const bus = makeBus();
   let closed = false;
+  // Nothing is sent before the remote said hello: a message sent before its listener exists is lost.
+  let greeted = false;
   let batch: BusEvent[] = [];
-  const send = (msg: ToRemote) => !closed && endpoint.send(msg);
+  const send = (msg: ToRemote) => !closed && greeted && endpoint.send(msg);
   const flush = () => {
     const events = batch;
     batch = [];
@@ -59,6 +62,9 @@ export function serveBus(endpoint: Endpoint, makeBus: () => Bus): () => Promise<
     if (!tagged<ToOwner>(m, TAG) || closed) return;
     const msg = m;
     switch (msg.t) {
+      case 'hello':
+        greeted = true;
+        return send({ tag: TAG, t: 'state', up: bus.isUp() });
       case 'pub':
         return void reply(msg.id, bus.publish(msg.events));
       case 'sub':
@@ -93,6 +99,7 @@ export class RemoteBus implements Bus {
       this.failPending('the bus owner is gone');
       this.setUp(false);
     });
+    endpoint.send({ tag: TAG, t: 'hello' } satisfies ToOwner);
   }
 
   publish(events: readonly BusEvent[]): Promise<void> {
