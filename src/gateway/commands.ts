@@ -71,7 +71,7 @@ export class Commands {
 
   /** The socket is gone: every subscription of it ends. */
   closed(conn: Connection): void {
-    for (const sub of [...conn.subs.values()]) this.end(sub);
+    for (const sub of conn.subs.values()) this.end(sub);
     conn.subs.clear();
   }
 

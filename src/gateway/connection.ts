@@ -5,6 +5,7 @@ import { CLOSE } from '../protocol.js';
 import type { Subscription } from './subscription.js';
 import type { LifetimeSubject } from './token-lifetime.js';
 import type { CommandRate } from './command-rate.js';
+import { SmallMap } from '../util/small-map.js';
 
 /** The topic every socket holds and nothing publishes to (see attach). */
 const ANCHOR_TOPIC = '#';
@@ -31,7 +32,7 @@ export class Connection implements LifetimeSubject {
   queued: string[] | null = null;
   /** Its frame rate (allocated at its first frame). */
   rate: CommandRate | null = null;
-  readonly subs = new Map<string, Subscription>();
+  readonly subs = new SmallMap<string, Subscription>();
   private ws: WebSocket<SocketData> | null = null;
   /** Catch-ups waiting for the buffer to drain (allocated only while someone waits). */
   private drainWaiters: { bytes: number; resolve: () => void }[] | null = null;

@@ -129,6 +129,8 @@ export class Gateway {
     d.bus.onResubscribed?.((channels) => this.registry.resync(channels));
   }
 
+  private readonly onSlowConsumer = (): void => this.d.metrics.wsSlowClosed.inc();
+
   get connections(): number {
     return this.conns.size;
   }
@@ -175,7 +177,9 @@ export class Gateway {
         const refusal = this.admission.admit(this.conns.size);
         if (refusal) return refuse(refusal.reason, refusal.error);
         const upgrade = (user: string, v: VerifiedToken | null) => {
-          const conn = new Connection(this.nextId++, user, address, limits.wsMaxBackpressure, () => m.wsSlowClosed.inc());
+          // Nothing made in this function may outlive the upgrade: a closure kept by the
+          // connection would keep this whole scope (request strings, response) per socket.
+          const conn = new Connection(this.nextId++, user, address, limits.wsMaxBackpressure, this.onSlowConsumer);
           if (v) {
             conn.expiresAt = v.exp * 1000;
             conn.iat = v.iat;

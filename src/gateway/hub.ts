@@ -33,10 +33,10 @@ export interface HubDeps {
   readLog(channel: string, after: number, limit: number, upTo?: number): Promise<ChangeFrame[]>;
   /** A subscription's user left the channel at a frame it was just sent: end it, telling the client why. */
   onLeft(sub: Subscription, reason: LeaveReason): void;
-  /** How this channel's presence reaches the other gateways and the presence subscribers. */
-  presence: Omit<PresenceOptions, 'notify'>;
+  /** How presence reaches the other gateways and the presence subscribers (shared by every hub). */
+  presence: PresenceOptions;
   /** Tells the other gateways that a user here is typing. */
-  broadcastTyping(user: string): void;
+  broadcastTyping(channel: string, user: string): void;
   /** Fan a frame out to every socket on the topic (uWS native publish: serialised once). */
   publish(topic: string, frame: string): void;
   ringSize: number;
@@ -48,6 +48,9 @@ export interface HubDeps {
   metrics: Metrics;
 }
 
+/** The uWS topic of a channel's presence subscribers. */
+export const presenceTopicOf = (channel: string): string => `p:${channel}`;
+
 const RETRY_MS = 250;
 const MAX_CATCHUP_FAILURES = 8;
 
@@ -58,18 +61,20 @@ export class Hub {
   readonly subs = new Set<Subscription>();
   private initialized = false;
   private closed = false;
-  private early: LiveChange[] = [];
+  /** Events that came before the hub knew where it starts (allocated only then). */
+  private early: LiveChange[] | null = null;
   private readonly ring: Ring;
-  private readonly pending = new Map<number, LiveChange>();
+  /** Events past a gap, by seq, until the gap is filled (allocated while there are some). */
+  private pending: Map<number, LiveChange> | null = null;
   private filling = false;
   private wantResync = false;
-  private readonly ahead = new Set<Subscription>();
+  private ahead: Set<Subscription> | null = null;
   private liveCount = 0;
   /**
    * Catch-up pages being read, by their start (`after`): a subscription whose cursor falls inside
    * one joins it instead of querying, so N clients resuming the channel cost about one read.
    */
-  private readonly pages = new Map<number, { after: number; upTo: number; rows: Promise<Entry[]> }>();
+  private pages: Map<number, { after: number; upTo: number; rows: Promise<Entry[]> }> | null = null;
 
   /** Who holds a live subscription to the channel, on every gateway. */
   readonly presence: ChannelPresence;
@@ -83,9 +88,9 @@ export class Hub {
     private readonly deps: HubDeps,
   ) {
     this.topic = `c:${channel}`;
-    this.presenceTopic = `p:${channel}`;
+    this.presenceTopic = presenceTopicOf(channel);
     this.ring = new Ring(deps.ringSize, deps.ringBytes);
-    this.presence = new ChannelPresence(channel, { ...deps.presence, notify: (frame) => deps.publish(this.presenceTopic, frame) });
+    this.presence = new ChannelPresence(channel, deps.presence);
   }
 
   /**
@@ -95,7 +100,7 @@ export class Hub {
   localTyping(sub: Subscription): boolean {
     if (!this.mayType(sub.conn.user)) return false;
     sub.conn.publishToOthers(this.topic, serverFrame.typing(this.channel, sub.conn.user));
-    this.deps.broadcastTyping(sub.conn.user);
+    this.deps.broadcastTyping(this.channel, sub.conn.user);
     return true;
   }
 
@@ -118,15 +123,15 @@ export class Hub {
   init(lastSeq: number): void {
     this.last = lastSeq;
     this.initialized = true;
-    const early = this.early;
-    this.early = [];
+    const early = this.early ?? [];
+    this.early = null;
     for (const c of early) this.onChange(c);
   }
 
   onChange(c: LiveChange): void {
     if (this.closed) return;
     if (!this.initialized) {
-      this.early.push(c);
+      (this.early ??= []).push(c);
       return;
     }
     const seq = c.frame.seq;
@@ -140,7 +145,7 @@ export class Hub {
       this.drainPending();
       return;
     }
-    this.pending.set(seq, c);
+    (this.pending ??= new Map()).set(seq, c);
     void this.fill();
   }
 
@@ -176,7 +181,7 @@ export class Hub {
       }
       if (sub.cursor > this.last) {
         sub.waitAhead();
-        this.ahead.add(sub);
+        (this.ahead ??= new Set()).add(sub);
         return;
       }
       while (page.length > 0 && page[0]!.seq <= sub.cursor) page.shift();
@@ -236,7 +241,7 @@ export class Hub {
    */
   private page(after: number): Promise<Entry[]> {
     let best: { after: number; upTo: number; rows: Promise<Entry[]> } | undefined;
-    for (const p of this.pages.values()) {
+    for (const p of this.pages?.values() ?? []) {
       if (p.after <= after && after + 1 <= Math.min(p.upTo, p.after + this.deps.pageSize) && (!best || p.after > best.after)) best = p;
     }
     if (best) {
@@ -261,9 +266,11 @@ export class Hub {
       return entries;
     });
     const entry = { after, upTo, rows };
-    this.pages.set(after, entry);
+    (this.pages ??= new Map()).set(after, entry);
     const done = () => {
-      if (this.pages.get(after) === entry) this.pages.delete(after);
+      if (this.pages?.get(after) !== entry) return;
+      this.pages.delete(after);
+      if (this.pages.size === 0) this.pages = null;
     };
     rows.then(done, done);
     return rows;
@@ -278,7 +285,7 @@ export class Hub {
   remove(sub: Subscription): void {
     const was = sub.end(this.topic);
     if (!this.subs.delete(sub)) return;
-    this.ahead.delete(sub);
+    this.ahead?.delete(sub);
     if (was === 'live') this.liveCount--;
     if (sub.presence) sub.conn.leaveTopic(this.presenceTopic);
     this.presence.remove(sub.conn.user);
@@ -294,7 +301,7 @@ export class Hub {
 
   close(): void {
     this.closed = true;
-    this.pending.clear();
+    this.pending = null;
   }
 
   private deliver(sub: Subscription, frames: string[], cursor: number): void {
@@ -326,22 +333,26 @@ export class Hub {
         if (sub.state === 'live' || sub.state === 'ahead') this.deps.onLeft(sub, entry.left.reason);
       }
     }
-    if (this.ahead.size > 0) {
+    if (this.ahead) {
       for (const sub of this.ahead) {
         if (sub.ended || sub.cursor > this.last) continue;
         // The hub has reached what this client had already seen: it joins live from here.
         this.ahead.delete(sub);
         this.goLive(sub, this.last);
       }
+      if (this.ahead?.size === 0) this.ahead = null;
     }
   }
 
   private drainPending(): void {
-    for (let c = this.pending.get(this.last + 1); c; c = this.pending.get(this.last + 1)) {
-      this.pending.delete(c.frame.seq);
+    const pending = this.pending;
+    if (!pending) return;
+    for (let c = pending.get(this.last + 1); c; c = pending.get(this.last + 1)) {
+      pending.delete(c.frame.seq);
       this.apply(c.frame, c.target);
     }
-    for (const seq of this.pending.keys()) if (seq <= this.last) this.pending.delete(seq);
+    for (const seq of pending.keys()) if (seq <= this.last) pending.delete(seq);
+    if (pending.size === 0 && this.pending === pending) this.pending = null;
   }
 
   /** One database reader per channel, shared by every gap and resync. */
@@ -349,10 +360,10 @@ export class Hub {
     if (this.filling) return;
     this.filling = true;
     try {
-      while (!this.closed && (this.pending.size > 0 || this.wantResync)) {
+      while (!this.closed && (this.pending || this.wantResync)) {
         const resyncing = this.wantResync;
         this.wantResync = false;
-        const upTo = resyncing ? undefined : Math.min(...this.pending.keys()) - 1;
+        const upTo = resyncing || !this.pending ? undefined : Math.min(...this.pending.keys()) - 1;
         let rows: ChangeFrame[];
         try {
           if (!resyncing) this.deps.metrics.gapFills.inc();
@@ -379,7 +390,7 @@ export class Hub {
         }
         this.drainPending();
         if (resyncing && rows.length === this.deps.pageSize) this.wantResync = true;
-        else if (!resyncing && rows.length === 0 && this.pending.size > 0) await sleep(RETRY_MS / 5);
+        else if (!resyncing && rows.length === 0 && this.pending) await sleep(RETRY_MS / 5);
       }
     } finally {
       this.filling = false;

@@ -14,10 +14,10 @@ import { serverFrame } from '../protocol.js';
 export interface PresenceOptions {
   /** This gateway's id (random per process). */
   gateway: string;
-  /** Sends an event to every gateway serving the channel (the bus). */
-  broadcast(event: { joined?: string[]; left?: string[]; users?: string[]; query?: boolean }): void;
+  /** Sends an event to every gateway serving the channel (the bus). One options object serves every channel. */
+  broadcast(channel: string, event: { joined?: string[]; left?: string[]; users?: string[]; query?: boolean }): void;
   /** Sends a frame to the channel's presence subscribers (a uWS topic publish). */
-  notify(frame: string): void;
+  notify(channel: string, frame: string): void;
   /** Above this many present users, per-user frames give way to counts. */
   maxUsers: number;
   now?: () => number;
@@ -27,11 +27,12 @@ export class ChannelPresence {
   /** Live subscriptions on this gateway, per user. */
   private readonly local = new Map<string, number>();
   /** Other gateways' users, and when each gateway was last heard from. */
-  private readonly remote = new Map<string, { users: Set<string>; seenAt: number }>();
+  private remote: Map<string, { users: Set<string>; seenAt: number }> | null = null;
   /** How many gateways (this one included) hold each present user. */
   private readonly holders = new Map<string, number>();
-  private joined = new Set<string>();
-  private left = new Set<string>();
+  /** Changes of our own set not yet told to the others (allocated while there are some). */
+  private joined: Set<string> | null = null;
+  private left: Set<string> | null = null;
   private flushing = false;
   private lastCount = -1;
 
@@ -80,16 +81,17 @@ export class ChannelPresence {
 
   /** Ask every other gateway for its set (this gateway just started serving the channel). */
   query(): void {
-    this.o.broadcast({ query: true });
+    this.o.broadcast(this.channel, { query: true });
   }
 
   /** What another gateway said. */
   onRemote(gateway: string, e: { joined?: string[]; left?: string[]; users?: string[]; query?: boolean }): void {
     if (gateway === this.o.gateway) return;
     if (e.query) {
-      if (this.local.size > 0) this.o.broadcast({ users: [...this.local.keys()] });
+      if (this.local.size > 0) this.o.broadcast(this.channel, { users: [...this.local.keys()] });
       return;
     }
+    this.remote ??= new Map();
     let entry = this.remote.get(gateway);
     if (!entry) this.remote.set(gateway, (entry = { users: new Set(), seenAt: this.now() }));
     entry.seenAt = this.now();
@@ -112,13 +114,15 @@ export class ChannelPresence {
 
   /** The heartbeat: send our set; forget gateways not heard from for `expireMs`. */
   beat(expireMs: number): void {
-    if (this.local.size > 0) this.o.broadcast({ users: [...this.local.keys()] });
+    if (this.local.size > 0) this.o.broadcast(this.channel, { users: [...this.local.keys()] });
+    if (!this.remote) return;
     const limit = this.now() - expireMs;
     for (const [gw, entry] of this.remote) {
       if (entry.seenAt >= limit) continue;
       this.remote.delete(gw);
       for (const u of entry.users) this.release(u);
     }
+    if (this.remote.size === 0) this.remote = null;
   }
 
   /** Whether anything is left to track (the hub may go once nobody is subscribed here). */
@@ -139,8 +143,8 @@ export class ChannelPresence {
   /** Our own set changed: tell the others (batched per turn). */
   private changed(user: string, present: boolean): void {
     if (present) {
-      if (!this.left.delete(user)) this.joined.add(user);
-    } else if (!this.joined.delete(user)) this.left.add(user);
+      if (!this.left?.delete(user)) (this.joined ??= new Set()).add(user);
+    } else if (!this.joined?.delete(user)) (this.left ??= new Set()).add(user);
     this.schedule();
   }
 
@@ -159,7 +163,7 @@ export class ChannelPresence {
   }
 
   private emit(user: string, present: boolean): void {
-    if (this.perUser) this.o.notify(serverFrame.presence(present ? 'presence_joined' : 'presence_left', this.channel, user));
+    if (this.perUser) this.o.notify(this.channel, serverFrame.presence(present ? 'presence_joined' : 'presence_left', this.channel, user));
     this.schedule();
   }
 
@@ -168,14 +172,11 @@ export class ChannelPresence {
     this.flushing = true;
     setImmediate(() => {
       this.flushing = false;
-      if (this.joined.size || this.left.size) {
-        this.o.broadcast({ joined: [...this.joined], left: [...this.left] });
-        this.joined = new Set();
-        this.left = new Set();
-      }
+      if (this.joined?.size || this.left?.size) this.o.broadcast(this.channel, { joined: [...(this.joined ?? [])], left: [...(this.left ?? [])] });
+      this.joined = this.left = null;
       // Past the threshold (and on the way back below it), a count, at most once per turn.
       const counting = !this.perUser || this.lastCount > this.o.maxUsers;
-      if (counting && this.count !== this.lastCount) this.o.notify(serverFrame.presenceCount(this.channel, this.count));
+      if (counting && this.count !== this.lastCount) this.o.notify(this.channel, serverFrame.presenceCount(this.channel, this.count));
       this.lastCount = this.count;
     });
   }

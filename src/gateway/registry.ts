@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Semaphore } from '../util/semaphore.js';
 import type { FanoutScheduler } from './fanout.js';
-import { Hub, type HubDeps } from './hub.js';
+import { Hub, presenceTopicOf, type HubDeps } from './hub.js';
 
 export interface RegistryDeps {
   bus: Bus;
@@ -36,8 +36,29 @@ export interface RegistryDeps {
 
 export class HubRegistry {
   private readonly hubs = new Map<string, Hub>();
+  /** What every hub needs, made once: per-hub closures would cost each channel a few hundred bytes. */
+  private readonly hubDeps: HubDeps;
 
-  constructor(private readonly d: RegistryDeps) {}
+  constructor(private readonly d: RegistryDeps) {
+    this.hubDeps = {
+      readLog: (c, after, limit, upTo) => d.db.run(() => d.messages.log(c, after, limit, upTo)),
+      publish: d.publish,
+      onLeft: d.onLeft,
+      presence: {
+        gateway: d.gateway,
+        maxUsers: d.presenceMaxUsers,
+        broadcast: (channel, e) => this.publish({ kind: 'presence', channel, gateway: d.gateway, ...e }),
+        notify: (channel, frame) => d.publish(presenceTopicOf(channel), frame),
+      },
+      broadcastTyping: (channel, user) => this.publish({ kind: 'typing', channel, user, gateway: d.gateway }),
+      ringSize: d.ringSize,
+      ringBytes: d.ringBytes,
+      pageSize: d.pageSize,
+      fanoutBudget: d.fanoutBudget,
+      log: d.log,
+      metrics: d.metrics,
+    };
+  }
 
   get(channel: string): Hub | undefined {
     return this.hubs.get(channel);
@@ -103,23 +124,7 @@ export class HubRegistry {
 
   private create(channel: string): Hub {
     const d = this.d;
-    const hub = new Hub(channel, {
-      readLog: (c, after, limit, upTo) => d.db.run(() => d.messages.log(c, after, limit, upTo)),
-      publish: d.publish,
-      onLeft: d.onLeft,
-      presence: {
-        gateway: d.gateway,
-        maxUsers: d.presenceMaxUsers,
-        broadcast: (e) => this.publish({ kind: 'presence', channel, gateway: d.gateway, ...e }),
-      },
-      broadcastTyping: (user) => this.publish({ kind: 'typing', channel, user, gateway: d.gateway }),
-      ringSize: d.ringSize,
-      ringBytes: d.ringBytes,
-      pageSize: d.pageSize,
-      fanoutBudget: d.fanoutBudget,
-      log: d.log,
-      metrics: d.metrics,
-    });
+    const hub = new Hub(channel, this.hubDeps);
     hub.ready = (async () => {
       await d.bus.subscribe(channel).catch((e: unknown) => {
         throw new WalcastError('unavailable', 'the bus is unavailable; retry', { retryAfterMs: 1000, cause: e });

@@ -3,25 +3,29 @@
 import type { Connection } from './connection.js';
 
 export class UserSockets {
-  private readonly byUser = new Map<string, Set<Connection>>();
+  /** One socket as itself (the usual case: no Set per user), several in a Set. */
+  private readonly byUser = new Map<string, Connection | Set<Connection>>();
 
   count(user: string): number {
-    return this.byUser.get(user)?.size ?? 0;
+    const v = this.byUser.get(user);
+    return v === undefined ? 0 : v instanceof Set ? v.size : 1;
   }
 
   add(conn: Connection): void {
-    let set = this.byUser.get(conn.user);
-    if (!set) this.byUser.set(conn.user, (set = new Set()));
-    set.add(conn);
+    const v = this.byUser.get(conn.user);
+    if (v === undefined) this.byUser.set(conn.user, conn);
+    else if (v instanceof Set) v.add(conn);
+    else if (v !== conn) this.byUser.set(conn.user, new Set([v, conn]));
   }
 
   remove(conn: Connection): void {
-    const set = this.byUser.get(conn.user);
-    if (!set?.delete(conn)) return;
-    if (set.size === 0) this.byUser.delete(conn.user);
+    const v = this.byUser.get(conn.user);
+    if (v === conn) this.byUser.delete(conn.user);
+    else if (v instanceof Set && v.delete(conn) && v.size === 1) this.byUser.set(conn.user, v.values().next().value!);
   }
 
   of(user: string): Connection[] {
-    return [...(this.byUser.get(user) ?? [])];
+    const v = this.byUser.get(user);
+    return v === undefined ? [] : v instanceof Set ? [...v] : [v];
   }
 }

@@ -6,6 +6,9 @@ import { backoff } from '../../src/util/backoff.js';
 import { Ring } from '../../src/gateway/ring.js';
 import { parseClientFrame } from '../../src/gateway/frames.js';
 import { loadConfig } from '../../src/config.js';
+import { SmallMap } from '../../src/util/small-map.js';
+import { UserSockets } from '../../src/gateway/users.js';
+import type { Connection } from '../../src/gateway/connection.js';
 
 const rel = (name: string) => ({ tag: 'relation', relationOid: 1, schema: 'public', name, replicaIdentity: 'default', columns: [], keyColumns: [] }) as never;
 
@@ -161,4 +164,48 @@ t.test('ring: bounded by bytes as well as entries; replace keeps the bound', asy
   t.equal(r.size, 30);
   t.equal(r.lastSeq(), 5000);
   t.same(r.after(4990)!.map((e) => e.seq), [4991, 4992, 4993, 4994, 4995, 4996, 4997, 4998, 4999, 5000]);
+});
+
+t.test('SmallMap: one entry inline, a Map from the second, back to empty', async (t) => {
+  const m = new SmallMap<string, number>();
+  t.equal(m.size, 0);
+  t.equal(m.get('a'), undefined);
+  m.set('a', 1).set('a', 2);
+  t.equal(m.size, 1, 'set of the same key replaces');
+  t.equal(m.get('a'), 2);
+  t.equal(m.get('b'), undefined);
+  m.set('b', 3);
+  t.same([m.size, m.get('a'), m.get('b')], [2, 2, 3], 'two entries');
+  const snapshot = m.values();
+  m.delete('a');
+  t.same(snapshot, [2, 3], 'values() is a snapshot');
+  t.same(m.values(), [3]);
+  t.notOk(m.delete('a'), 'deleting a missing key');
+  m.clear();
+  t.same([m.size, m.values()], [0, []]);
+  m.set('c', 4);
+  t.ok(m.delete('c'));
+  t.same([m.size, m.get('c')], [0, undefined]);
+});
+
+t.test('UserSockets: one socket kept as itself, several in a set', async (t) => {
+  const u = new UserSockets();
+  const conn = (user: string, id: number) => ({ user, id }) as unknown as Connection;
+  const a1 = conn('alice', 1);
+  const a2 = conn('alice', 2);
+  const b1 = conn('bob', 3);
+  u.add(a1);
+  u.add(a1);
+  t.equal(u.count('alice'), 1, 'adding the same socket twice counts once');
+  u.add(a2);
+  u.add(b1);
+  t.same([u.count('alice'), u.count('bob'), u.count('carol')], [2, 1, 0]);
+  t.same(u.of('alice'), [a1, a2]);
+  u.remove(a1);
+  t.same(u.of('alice'), [a2], 'back to one');
+  u.remove(a1);
+  t.equal(u.count('alice'), 1, 'removing a socket not there changes nothing');
+  u.remove(a2);
+  u.remove(b1);
+  t.same([u.count('alice'), u.of('bob')], [0, []]);
 });
