@@ -1,32 +1,10 @@
-// The browser SDK as one ES module (dist/browser/sdk.js, served at GET /sdk.js and exported as
-// walcast/sdk/browser): src/sdk/index.ts bundled by esbuild. Unminified and without a source
-// map, so it stays readable in a browser's devtools.
-// `node scripts/build-sdk.mjs` writes the file (part of `npm run build`); the server imports
-// bundleSdk() when it runs from src/ through tsx, so development serves the current sources.
-import { build } from 'esbuild';
-import { fileURLToPath } from 'node:url';
+// Part of `npm run build`, after tsc: writes dist/browser/sdk.js (GET /sdk.js, walcast/sdk/browser)
+// with the bundler the server itself uses when it runs from the sources (loaded through tsx).
+// The bundler imports esbuild, a devDependency, so its compiled copy is removed from dist/: an
+// installed walcast serves the file written here and never bundles.
+import { rmSync } from 'node:fs';
+import { tsImport } from 'tsx/esm/api';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const SDK_BUNDLE = 'dist/browser/sdk.js';
-
-/** Bundles the SDK; returns its text (and writes SDK_BUNDLE when `write`). */
-export async function bundleSdk({ write = false } = {}) {
-  const r = await build({
-    absWorkingDir: ROOT,
-    entryPoints: ['src/sdk/index.ts'],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    outfile: SDK_BUNDLE,
-    write,
-    logLevel: 'warning',
-    legalComments: 'none',
-  });
-  if (write) return undefined;
-  return r.outputFiles[0].text;
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await bundleSdk({ write: true });
-}
+const { bundleSdk } = await tsImport('../src/app/sdk-bundle.ts', import.meta.url);
+await bundleSdk({ write: true });
+for (const f of ['sdk-bundle.js', 'sdk-bundle.d.ts']) rmSync(new URL(`../dist/app/${f}`, import.meta.url), { force: true });

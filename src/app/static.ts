@@ -1,8 +1,8 @@
 // GET /sdk.js: the client SDK as one ES module, so a page can `import { createClient } from
 // '/sdk.js'` without a bundler. Built or installed (dist/app/static.js), it is the file `npm run
 // build` wrote next to this module, dist/browser/sdk.js. Running the sources through tsx
-// (src/app/static.ts), it is bundled from src/sdk in memory on first request by the build's own
-// script (esbuild, a devDependency), so development never serves a stale build.
+// (src/app/static.ts), it is bundled from src/sdk in memory on first request (sdk-bundle.ts, the
+// build's own bundler), so development never serves a stale build.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { send, track } from '../http/respond.js';
@@ -12,7 +12,6 @@ import { PATHS } from '../protocol.js';
 
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const BUNDLE = fileURLToPath(new URL('../browser/sdk.js', import.meta.url));
-const BUILD_SCRIPT = new URL('../../scripts/build-sdk.mjs', import.meta.url);
 
 interface Loaded {
   status: number;
@@ -22,8 +21,8 @@ interface Loaded {
 async function load(log: Logger): Promise<Loaded> {
   if (FROM_SOURCES) {
     try {
-      const { bundleSdk } = (await import(BUILD_SCRIPT.href)) as { bundleSdk(): Promise<string> };
-      return { status: 200, body: await bundleSdk() };
+      const { bundleSdk } = await import('./sdk-bundle.js');
+      return { status: 200, body: (await bundleSdk())! };
     } catch (e) {
       log.error('cannot bundle the browser SDK from src/sdk', { error: String(e) });
       return { status: 503, body: `walcast: cannot bundle the browser SDK from src/sdk (${String(e)})\n` };
