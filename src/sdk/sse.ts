@@ -20,6 +20,7 @@ export interface SseMessage {
  */
 export class SseParser {
   private buf = '';
+  private afterCR = false;
   private started = false;
   private data: string[] = [];
   private event = '';
@@ -34,7 +35,12 @@ export class SseParser {
   ) {}
 
   push(text: string): void {
-    let s = this.buf + text;
+    if (text === '') return;
+    let s = text;
+    // A CR ended the previous chunk: an LF opening this one belongs to it (CRLF split in two).
+    if (this.afterCR && s.charCodeAt(0) === 10) s = s.slice(1);
+    this.afterCR = false;
+    s = this.buf + s;
     if (!this.started && s.length > 0) {
       this.started = true;
       if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
@@ -43,10 +49,11 @@ export class SseParser {
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
-      // A CR at the very end may be the first half of a CRLF split across chunks: wait for more.
-      if (c === 13 && i === s.length - 1) break;
       this.line(s.slice(start, i));
-      if (c === 13 && s.charCodeAt(i + 1) === 10) i++;
+      if (c === 13) {
+        if (i === s.length - 1) this.afterCR = true;
+        else if (s.charCodeAt(i + 1) === 10) i++;
+      }
       start = i + 1;
     }
     this.buf = s.slice(start);
