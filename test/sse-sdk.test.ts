@@ -132,6 +132,28 @@ for (const upgrades of ['refuse', 'hang'] as const) {
   });
 }
 
+t.test("'auto' started before its server: tries both until one opens, then delivers", async (t) => {
+  const port = await freePort();
+  let token: (() => Promise<string>) | null = null;
+  const c = client(t, { url: `ws://127.0.0.1:${port}/v1/ws`, token: () => (token ? token() : Promise.resolve('not-yet')), connectTimeoutMs: 1000 });
+  const seqs: number[] = [];
+  const transports = new Set<string>();
+  const watch = setInterval(() => transports.add(c.transport), 5);
+  t.teardown(() => clearInterval(watch));
+  await until(() => c.reconnects >= 4, 'a few attempts while nothing listens');
+  t.ok(transports.has('websocket') && transports.has('sse'), 'both transports were tried');
+  const w = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'sse_sdk_late', PORT: String(port) } });
+  token = () => w.token('alice');
+  const alice = new Api(w.base, await w.token('alice'));
+  const ch = (await alice.call('conversations.create', { name: 'late' })).channel.id as string;
+  await alice.call('chat.postMessage', { channel: ch, text: 'one' });
+  await c.subscribe(ch, { since: 0, onMessage: (m) => seqs.push(m.seq) }).ready;
+  await alice.call('chat.postMessage', { channel: ch, text: 'two' });
+  await until(() => seqs.length === 2, 'both messages', 20_000);
+  t.same(seqs, [1, 2]);
+  t.comment(`connected over ${c.transport}`);
+});
+
 t.test("'auto' where WebSockets work stays on them", async (t) => {
   const w = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'sse_sdk_auto_ws' } });
   const p = await proxy(t, () => w.node.port);
@@ -188,6 +210,6 @@ t.test('SSE: a kick ends the subscription with its reason', async (t) => {
   await alice.call('conversations.kick', { channel: ch, user: 'bob' });
   await until(() => ended !== undefined, 'the subscription to end');
   t.equal(ended, 'kicked');
-  t.equal(c.state, 'open', 'the client stays usable (no stream until the next subscribe)');
+  t.equal(c.state, 'open', 'the client stays open (a stream without channels)');
   t.equal(c.reconnects, 0);
 });

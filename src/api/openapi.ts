@@ -101,7 +101,7 @@ function document(): Json {
       ].join('\n\n'),
       security: [{ bearer: [] }, { token: [] }],
       parameters: [
-        { name: 'channel', in: 'query', required: true, description: 'a channel to subscribe; repeat it for several (at most WALCAST_MAX_SUBSCRIPTIONS)', schema: { type: 'array', items: { type: 'string', pattern: '^C[0-9A-Z]{12}$' } }, style: 'form', explode: true },
+        { name: 'channel', in: 'query', required: false, description: 'a channel to subscribe; repeat it for several (at most WALCAST_MAX_SUBSCRIPTIONS); none: heartbeats and token_expiring only', schema: { type: 'array', items: { type: 'string', pattern: '^C[0-9A-Z]{12}$' } }, style: 'form', explode: true },
         { name: 'since', in: 'query', required: false, description: 'deliver what follows this seq: a bare number for every channel, or `<channel>:<seq>` for one; without it, live frames only', schema: { type: 'array', items: { type: 'string', pattern: '^(\\d{1,15}|C[0-9A-Z]{12}:\\d{1,15})$' } }, style: 'form', explode: true },
         { name: 'presence', in: 'query', required: false, description: 'also deliver presence_joined / presence_left / presence_count', schema: { type: 'string', enum: ['1', '0', 'true', 'false'] } },
         { name: 'Last-Event-ID', in: 'header', required: false, description: 'the id of the last event received: `<channel>:<seq>`', schema: { type: 'string', pattern: '^C[0-9A-Z]{12}:\\d{1,15}$' } },

@@ -41,8 +41,9 @@ export function parseSseRequest(query: string, lastEventId: string, maxChannels:
   } catch {
     return bad('malformed query string');
   }
+  // No channel at all is allowed: such a stream carries heartbeats and token_expiring, as a
+  // socket without subscriptions does (a client knows its token and the gateway are good).
   const channels = params.getAll('channel');
-  if (channels.length === 0) return bad('"channel" is required (repeat it for several channels)');
   const seen = new Set<string>();
   for (const c of channels) {
     if (!CHANNEL_ID.test(c)) return bad('"channel" must be a channel id (C and 12 characters 0-9A-Z)');

@@ -125,13 +125,13 @@ export class WalcastClient implements SubscriptionOwner {
   private fatal: WalcastError | null = null;
   private readonly WS: WebSocketConstructor | undefined;
   private readonly random: () => number;
-  /** The open (or opening) SSE stream's abort, its token, and whether the client is "open" with no channel to stream. */
+  /** The open (or opening) SSE stream's abort, and its token. */
   private stream: (() => void) | null = null;
   private streamToken = '';
-  private streamIdle = false;
   private restartQueued = false;
-  /** `auto`: whether a WebSocket ever opened (then WebSockets work here and the client stays on them). */
+  /** `auto`: whether a WebSocket ever opened (then WebSockets work here and the client stays on them), or a stream. */
   private wsOpened = false;
+  private sseOpened = false;
   /** The last WebSocket attempt was refused by walcast itself (a JSON error): not a blocked network. */
   private wsRefusedByServer = false;
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -220,7 +220,6 @@ export class WalcastClient implements SubscriptionOwner {
     }
     this.stream?.();
     this.stream = null;
-    this.streamIdle = false;
     for (const sub of this.subs.values()) sub.end('closed');
     this.subs.clear();
     this.openedReject(this.fatal ?? new Error('client closed'));
@@ -344,19 +343,21 @@ export class WalcastClient implements SubscriptionOwner {
     if (!this.fatal && !shouldReconnect(code) && code !== CLOSE.auth_failed) this.fatal = new WalcastError('invalid_arguments', `the server closed the connection with ${code} ${reason}`);
     if (this.fatal) return this.close();
     if (fallBack) return this.fallBack();
-    // An SSE stream whose subscriptions all ended (each told why): nothing to reconnect for.
-    if (this.transport === 'sse' && code === CLOSE.normal && this.subs.size === 0) {
-      this.clearTimers();
-      this.streamIdle = true;
-      return;
-    }
+    // An SSE stream whose subscriptions all ended (each told why): carry on with an empty one.
+    if (this.transport === 'sse' && code === CLOSE.normal && this.subs.size === 0) return this.openStream(this.streamToken);
+    // `auto` before anything ever opened (the server is down, or not there yet): try a
+    // WebSocket again first, then SSE, on every attempt.
+    if (this.transport === 'sse' && this.mayUseBoth() && !this.wsOpened && !this.sseOpened) this.transport = 'websocket';
     this.scheduleReconnect();
+  }
+
+  private mayUseBoth(): boolean {
+    return (this.o.transport ?? 'auto') === 'auto' && this.WS !== undefined;
   }
 
   /** `auto`: the WebSocket could not open, and not because walcast said no: SSE from now on. */
   private fallBack(): void {
     this.transport = 'sse';
-    this.attempt = 0;
     this.scheduleReconnect(true);
   }
 
@@ -372,9 +373,9 @@ export class WalcastClient implements SubscriptionOwner {
   }
 
   /**
-   * SSE: one stream for every subscription, opened with each one's last seq. Subscribing or
-   * unsubscribing replaces the stream (SSE carries nothing to the server); with nothing to
-   * subscribe the client is open without a connection.
+   * SSE: one stream for every subscription, opened with each one's last seq (a stream without
+   * any carries heartbeats, as a socket without subscriptions does). Subscribing or
+   * unsubscribing replaces the stream: SSE carries nothing to the server.
    */
   private openStream(token: string): void {
     this.streamToken = token;
@@ -389,11 +390,6 @@ export class WalcastClient implements SubscriptionOwner {
         this.openedResolve();
       }
     };
-    if (subs.length === 0) {
-      this.streamIdle = true;
-      return markOpen();
-    }
-    this.streamIdle = false;
     for (const sub of subs) sub.resubscribing = true;
     let abort: () => void = () => {};
     const mine = () => this.stream === abort;
@@ -406,6 +402,7 @@ export class WalcastClient implements SubscriptionOwner {
       handlers: {
         open: () => {
           if (!mine()) return;
+          this.sseOpened = true;
           this.tokenExpiresAt = undefined;
           markOpen();
           this.startHeartbeat(null);
@@ -440,7 +437,7 @@ export class WalcastClient implements SubscriptionOwner {
     queueMicrotask(() => {
       this.restartQueued = false;
       // Without a stream (connecting, or waiting to reconnect) the next one takes the change.
-      if (this.transport !== 'sse' || this._state === 'closed' || !(this.stream || this.streamIdle)) return;
+      if (this.transport !== 'sse' || this._state === 'closed' || !this.stream) return;
       this.openStream(this.streamToken);
     });
   }
@@ -461,7 +458,7 @@ export class WalcastClient implements SubscriptionOwner {
       return this.close();
     }
     // `auto`: a server or proxy that does not serve SSE here: back to WebSockets.
-    if (!code && (this.o.transport ?? 'auto') === 'auto' && this.WS) this.transport = 'websocket';
+    if (!code && this.mayUseBoth()) this.transport = 'websocket';
     this.hintMs = retryHintOfResponse(body, retryAfter);
     this.scheduleReconnect();
   }

@@ -109,7 +109,8 @@ t.test('the stream request: channels, since in both forms, Last-Event-ID wins', 
   t.same(ok(`channel=${A}&since=${A}:2`, `${A}:1`).channels, [{ channel: A, since: 1 }], 'Last-Event-ID wins even when lower');
   t.equal(ok(`channel=${A}&presence=1`).presence, true);
   t.equal(ok(`channel=${A}&token=abc&since=0`).channels[0]!.since, 0, 'token and unknown parameters are not its business');
-  t.equal(err(''), 'invalid_arguments');
+  t.same(ok(''), { channels: [], presence: false }, 'no channel: a stream of heartbeats');
+  t.equal(err('since=3', `${A}:1`), 'invalid_arguments', 'a Last-Event-ID needs its channel');
   t.equal(err(`channel=${A}&channel=${A}`), 'invalid_arguments');
   t.equal(err('channel=C1'), 'invalid_arguments');
   t.equal(err(`channel=${A}&since=-1`), 'invalid_arguments');
