@@ -106,11 +106,11 @@ export class SseTopics {
     if (set.size === 0) this.byTopic.delete(topic);
   }
 
-  /** The event is built once for every stream on the topic. */
+  /** The event is built and encoded once for every stream on the topic (uWS takes bytes without a copy). */
   publish(topic: string, frame: string, id: string | undefined, except?: Peer): void {
     const set = this.byTopic.get(topic);
     if (!set) return;
-    const event = sseEvent(frame, id);
+    const event = Buffer.from(sseEvent(frame, id));
     // A stream that ends for being slow leaves the set during the loop: Sets allow that.
     for (const s of set) if (s !== except) s.write(event);
   }
@@ -138,7 +138,7 @@ export class SseStream implements Peer {
   private readonly joined = new Set<string>();
   /** uWS holds bytes it could not write yet: frames wait in `queue` until the next writable event. */
   private blocked = false;
-  private queue: string[] = [];
+  private queue: Buffer[] = [];
   private queued = 0;
   private waiters: (() => void)[] | null = null;
   private releasing = false;
@@ -187,11 +187,12 @@ export class SseStream implements Peer {
   }
 
   /** @internal Writes an event (or several), or queues it while uWS holds earlier bytes. */
-  write(chunk: string): boolean {
+  write(chunk: string | Buffer): boolean {
     if (this.closed) return false;
     if (this.blocked) {
-      this.queue.push(chunk);
-      this.queued += Buffer.byteLength(chunk);
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      this.queue.push(bytes);
+      this.queued += bytes.length;
       if (this.queued > this.o.maxBackpressure) {
         this.o.onSlow(this);
         this.end(CLOSE.slow_consumer, 'slow_consumer');
@@ -215,7 +216,7 @@ export class SseStream implements Peer {
   private onWritable(): boolean {
     if (this.closed) return true;
     const res = this.res;
-    const chunk = this.queue.length > 0 ? this.queue.join('') : ':\n';
+    const chunk = this.queue.length > 0 ? Buffer.concat(this.queue) : ':\n';
     this.queue = [];
     this.queued = 0;
     let ok = true;
@@ -282,7 +283,7 @@ export class SseStream implements Peer {
   /** Ends the stream: what is queued, then the `close` event, then the end of the response. */
   end(code: number, reason: string): void {
     if (this.closed) return;
-    const rest = this.queue.join('') + sseCloseEvent(code, reason);
+    const rest = Buffer.concat([...this.queue, Buffer.from(sseCloseEvent(code, reason))]);
     const res = this.res;
     this.markClosed();
     res.cork(() => {
