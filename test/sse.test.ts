@@ -290,3 +290,15 @@ t.test('WALCAST_MAX_CONNECTIONS_PER_USER counts streams with sockets; streams ar
   t.teardown(() => again.abort());
   t.pass('the slot was freed when the client went away');
 });
+
+t.test('failed authentications per address: past the burst a stream is refused before its token is checked', async (t) => {
+  const w3 = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'sse_authfail', WALCAST_AUTH_FAIL_BURST_IP: '3', WALCAST_AUTH_FAIL_RATE_IP: '0.1' } });
+  const api = new Api(w3.base, await w3.token('gina'));
+  const ch = (await api.call('conversations.create', { name: 'fails' })).channel.id as string;
+  for (let i = 0; i < 3; i++) t.equal(refusal(await SseClient.open(w3.base, { channels: [ch], token: await forgedToken('gina') })).status, 401, `bad token ${i + 1}: 401`);
+  const blocked = refusal(await SseClient.open(w3.base, { channels: [ch], token: await w3.token('gina') }));
+  t.equal(blocked.status, 429, 'then even a good token is refused from that address');
+  t.equal(blocked.body.error, 'rate_limited');
+  t.ok(blocked.body.retry_after_ms > 0 && Number(blocked.headers['retry-after']) >= 1, 'with a retry hint');
+  t.equal((await w3.node.metrics.sseRefused.get()).values.find((v) => v.labels.reason === 'address')?.value, 1);
+});
