@@ -160,6 +160,8 @@ export const CONFIG = {
       'How often a gateway sends its presence set per channel; a gateway silent for three of these is forgotten and its users leave.'),
     fanoutQueueMax: setting('WALCAST_FANOUT_QUEUE_MAX', 'gateway', int(1, 10_000_000).default(10_000),
       'Live events queued per channel; beyond it the gateway re-reads that channel from the database (latency, never loss).'),
+    sseHeartbeatMs: setting('WALCAST_SSE_HEARTBEAT_MS', 'gateway', int(100, 600_000).default(15_000),
+      'How often an SSE stream gets a comment line, so that proxies keep it open and dead clients are found. Keep it below half the SDK\'s `heartbeatMs` (25 s by default).'),
   },
   write: {
     concurrency: setting('WALCAST_WRITE_CONCURRENCY', 'api', int(1, 256).default(4),

@@ -140,7 +140,7 @@ export const CLOSE = {
 } as const;
 
 export const CLOSE_CODES: Record<number, CloseSpec> = {
-  [CLOSE.normal]: { name: 'normal', reconnect: true, by: 'client', description: 'a client leaving; walcast servers never send it (if something in between does, reconnect)' },
+  [CLOSE.normal]: { name: 'normal', reconnect: true, by: 'client', description: 'a client leaving; walcast never sends it on a WebSocket (if something in between does, reconnect); it ends an SSE stream whose subscriptions all ended' },
   [CLOSE.draining]: { name: 'draining', reconnect: true, by: 'server', description: 'graceful drain (shutdown or restart); the reason carries the retry hint' },
   [CLOSE.slow_consumer]: { name: 'slow_consumer', reconnect: true, by: 'server', description: 'the client read too slowly: more than WALCAST_WS_MAX_BACKPRESSURE bytes were waiting' },
   [CLOSE.heartbeat_timeout]: { name: 'heartbeat_timeout', reconnect: true, by: 'client', description: 'the SDK heard nothing for two heartbeat intervals and gave the socket up' },
@@ -323,5 +323,29 @@ export const PATHS = {
   metrics: '/metrics',
   /** The browser SDK as one ES module (dist/browser/sdk.js). */
   sdk: '/sdk.js',
+  /** Server-Sent Events: the frames of a WebSocket subscription, one way (docs/protocol.md, "SSE"). */
+  sse: '/v1/sse',
+  /** The HTTP API described as OpenAPI 3.1. */
+  openapi: '/openapi.json',
   admin: '/admin/',
 } as const;
+
+// ---------------------------------------------------------------------------------- SSE
+
+/** The SSE event that ends a stream: its data is `{"code", "reason"}` with a close code above. */
+export const SSE_CLOSE_EVENT = 'close';
+
+/** The data of the SSE `close` event. */
+export interface SseClose {
+  code: number;
+  reason: string;
+}
+
+/** The SSE event id of a frame that carries a seq: `<channel>:<seq>`. */
+export const sseEventId = (channel: string, seq: number): string => `${channel}:${seq}`;
+
+/** The channel and seq of an SSE event id (`Last-Event-ID`, `since=<channel>:<seq>`), or null if it is not one. */
+export function parseSseEventId(id: string): { channel: string; seq: number } | null {
+  const m = /^(C[0-9A-Z]{12}):(\d{1,15})$/.exec(id.trim());
+  return m ? { channel: m[1]!, seq: Number(m[2]) } : null;
+}

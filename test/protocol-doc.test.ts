@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { routes } from '../src/api/routes.js';
-import { CLIENT_FRAME_TYPES, CLOSE_CODES, ERRORS, SERVER_FRAME_TYPES } from '../src/protocol.js';
+import { CLIENT_FRAME_TYPES, CLOSE_CODES, ERRORS, PATHS, SERVER_FRAME_TYPES, SSE_CLOSE_EVENT, sseEventId } from '../src/protocol.js';
 
 const doc = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
 
@@ -58,4 +58,18 @@ t.test('HTTP API methods and their verbs', async (t) => {
   const rows = table('## HTTP API');
   t.same(rows.map((r) => unquote(r[0]!)).sort(), Object.keys(routes).sort(), 'the same methods');
   for (const [method, verb] of rows) t.equal(verb, routes[unquote(method!)]?.method, `${method}: verb`);
+});
+
+t.test('the SSE section: path, ids, resume, the last event, what it does not carry', async (t) => {
+  const at = doc.indexOf('\n## Server-Sent Events (SSE)\n');
+  t.ok(at >= 0, 'docs/protocol.md has the SSE section');
+  const section = doc.slice(at, doc.indexOf('\n## ', at + 5));
+  t.ok(section.includes(`GET ${PATHS.sse}?channel=`), 'the URL');
+  t.ok(section.includes('`<channel>:<seq>`') && sseEventId('C000000000001', 7) === 'C000000000001:7', 'the event id format, as sseEventId writes it');
+  t.ok(section.includes('Last-Event-ID'), 'resume');
+  t.ok(section.includes(`named \`${SSE_CLOSE_EVENT}\``), 'the last event');
+  for (const code of [1000, 1012, 1013, 4001, 4003]) t.ok(section.includes(String(code)) && CLOSE_CODES[code], `close code ${code}`);
+  for (const setting of ['WALCAST_SSE_HEARTBEAT_MS', 'WALCAST_WS_MAX_BACKPRESSURE', 'WALCAST_MAX_SUBSCRIPTIONS', 'WALCAST_MAX_CONNECTIONS_PER_USER']) t.ok(section.includes(setting), setting);
+  t.ok(section.includes('**Not over SSE.**'), 'what is not available');
+  t.ok(doc.includes(PATHS.openapi), 'and /openapi.json is mentioned');
 });

@@ -1,11 +1,12 @@
 // Single-node latency: `walcast start` (embedded PostgreSQL, in-process bus) in its own process;
-// this process posts at a fixed rate and holds WebSocket subscribers. Per message: POST start →
-// message frame at the client (end to end), and the server's own commit → socket write histogram
-// (WAL commit timestamp to uWS publish).
+// this process posts at a fixed rate and holds WebSocket subscribers (or SSE streams:
+// `--transport sse`). Per message: POST start → message frame at the client (end to end), and
+// the server's own commit → socket write histogram (WAL commit timestamp to the live fan-out).
 import WebSocket from 'ws';
 import { apiCaller } from '../../harness/load/api.js';
 import { machine, percentiles, table } from '../../harness/load/format.js';
 import { clientFrame, PATHS, type ServerFrame } from '../../src/protocol.js';
+import { SseParser } from '../../src/sdk/sse.js';
 import { scenario } from '../lib/scenario.js';
 import { startStandalone } from '../lib/standalone.js';
 
@@ -28,11 +29,13 @@ export const singleNode = scenario({
   options: {
     rate: { type: 'number', default: 200, quick: 50, description: 'posts per second' },
     seconds: { type: 'number', default: 10, quick: 2, description: 'seconds of posting' },
-    subscribers: { type: 'number', default: 4, quick: 2, description: 'WebSocket subscribers of the one channel' },
+    subscribers: { type: 'number', default: 4, quick: 2, description: 'subscribers of the one channel' },
+    transport: { type: 'string', default: 'ws', description: 'how subscribers connect: ws (WebSocket) or sse (Server-Sent Events)' },
   },
   async run(o): Promise<SingleNodeResult> {
     const { base, token, adminToken, stop } = await startStandalone();
-    const sockets: WebSocket[] = [];
+    const sockets: { close(): void }[] = [];
+    if (o.transport !== 'ws' && o.transport !== 'sse') throw new Error('--transport is ws or sse');
     try {
       const call = apiCaller(base, token);
       const channel = (await call('conversations.create', { name: 'bench' })).channel.id as string;
@@ -42,7 +45,34 @@ export const singleNode = scenario({
       const firstFrameAt = new Float64Array(total + 1);
       let frames = 0;
       let postErrors = 0;
-      for (let k = 0; k < o.subscribers; k++) {
+      const onFrame = (f: ServerFrame, now: number) => {
+        if (f.type !== 'message') return;
+        frames++;
+        const i = Number(f.message.text);
+        if (!firstFrameAt[i]) firstFrameAt[i] = now;
+      };
+      for (let k = 0; k < o.subscribers && o.transport === 'sse'; k++) {
+        const ac = new AbortController();
+        sockets.push({ close: () => ac.abort() });
+        const res = await fetch(`${base}${PATHS.sse}?channel=${channel}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
+        const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+        await new Promise<void>((resolve) => {
+          const parser = new SseParser((m) => {
+            const now = performance.now();
+            const f = JSON.parse(m.data) as ServerFrame;
+            if (f.type === 'subscribed') resolve();
+            else onFrame(f, now);
+          });
+          void (async () => {
+            for (;;) {
+              const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
+              if (r.done) return;
+              parser.push(r.value);
+            }
+          })();
+        });
+      }
+      for (let k = 0; k < o.subscribers && o.transport === 'ws'; k++) {
         const ws = new WebSocket(`${base.replace('http', 'ws')}${PATHS.ws}?token=${token}`);
         sockets.push(ws);
         await new Promise<void>((resolve, reject) => {
@@ -52,10 +82,7 @@ export const singleNode = scenario({
             const now = performance.now();
             const f = JSON.parse(String(d)) as ServerFrame;
             if (f.type === 'subscribed') return resolve();
-            if (f.type !== 'message') return;
-            frames++;
-            const i = Number(f.message.text);
-            if (!firstFrameAt[i]) firstFrameAt[i] = now;
+            onFrame(f, now);
           });
         });
       }
@@ -94,7 +121,7 @@ export const singleNode = scenario({
   },
   print: (r, o) =>
     [
-      `walcast single-node latency: ${o.rate} msg/s for ${o.seconds} s, ${o.subscribers} subscribers, one channel`,
+      `walcast single-node latency: ${o.rate} msg/s for ${o.seconds} s, ${o.subscribers} ${o.transport === 'sse' ? 'SSE' : 'WebSocket'} subscribers, one channel`,
       machine(),
       table(
         ['measure', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],

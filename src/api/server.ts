@@ -12,6 +12,7 @@ import { send, sendError, sendJson, track } from '../http/respond.js';
 import type { TemplatedApp } from '../http/uws.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { mountOpenApi } from './openapi.js';
 import { PostRateLimiter, type PostLimits } from './ratelimit.js';
 import { describe } from './schemas.js';
 import { routes, type ApiDeps } from './routes.js';
@@ -33,6 +34,7 @@ export interface ApiOptions {
 export function mountApi(app: TemplatedApp, o: ApiOptions): void {
   const postLimiter = o.postLimits ? new PostRateLimiter(o.postLimits) : null;
   const { edge } = o;
+  mountOpenApi(app);
   app.any('/v1/:method', (res, req) => {
     // Ambiguous framing (two Content-Lengths): close before the bytes after it become a request.
     const framing = framingProblem(req);

@@ -2,8 +2,9 @@
 // handler the socket object must never be touched again, so every send goes through here.
 import type { WebSocket } from '../http/uws.js';
 import { CLOSE } from '../protocol.js';
+import type { Peer } from './peer.js';
+import type { Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
-import type { LifetimeSubject } from './token-lifetime.js';
 import type { CommandRate } from './command-rate.js';
 import { SmallMap } from '../util/small-map.js';
 
@@ -17,7 +18,8 @@ export interface SocketData {
   conn: Connection;
 }
 
-export class Connection implements LifetimeSubject {
+export class Connection implements Peer {
+  readonly transport = 'ws';
   closed = false;
   /** When its token expires (ms since the epoch); 0 until authenticated. */
   expiresAt = 0;
@@ -75,6 +77,13 @@ export class Connection implements LifetimeSubject {
     }
     return !this.closed;
   }
+
+  sendLog(_channel: string, entries: readonly Entry[]): boolean {
+    return this.send(entries.map((e) => e.frame));
+  }
+
+  /** A socket keeps running without subscriptions. */
+  subscriptionEnded(): void {}
 
   /**
    * Whether `bytes` more may be queued now without taking the socket past the backpressure

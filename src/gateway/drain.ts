@@ -1,12 +1,12 @@
-// Graceful drain: close sockets gradually, `rate` per second but within `windowMs`, in a random
-// order (so no group of clients, e.g. the oldest, always goes first), each with 1012 and a reason
-// carrying a retry hint. The other gateways see a ramp, not a cliff.
+// Graceful drain: close sockets and SSE streams gradually, `rate` per second but within
+// `windowMs`, in a random order (so no group of clients, e.g. the oldest, always goes first),
+// each with 1012 and a reason carrying a retry hint. The other gateways see a ramp, not a cliff.
 import { CLOSE, drainReason } from '../protocol.js';
-import type { Connection } from './connection.js';
+import type { Peer } from './peer.js';
 
 const TICK_MS = 20;
 
-export async function drain(conns: Connection[], o: { rate: number; windowMs: number; hint: () => number; onClose: () => void }): Promise<void> {
+export async function drain(conns: Peer[], o: { rate: number; windowMs: number; hint: () => number; onClose: (peer: Peer) => void }): Promise<void> {
   for (let i = conns.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [conns[i], conns[j]] = [conns[j]!, conns[i]!];
@@ -18,7 +18,7 @@ export async function drain(conns: Connection[], o: { rate: number; windowMs: nu
     if (i > 0) await new Promise((r) => setTimeout(r, TICK_MS));
     for (const conn of conns.slice(i, i + perTick)) {
       if (conn.closed) continue;
-      o.onClose();
+      o.onClose(conn);
       conn.end(CLOSE.draining, drainReason(o.hint()));
     }
   }

@@ -1,23 +1,26 @@
-// The WebSocket gateway at /v1/ws: admits and authenticates upgrades, runs each socket's frames
-// (commands.ts), feeds each channel's hub from the bus through the fair fan-out scheduler, and
-// re-syncs every channel from the database whenever the bus may have lost events (or only the
-// channels whose subscriptions lapsed, when the bus says which: Redis Cluster).
+// The gateway: WebSockets at /v1/ws and Server-Sent Events at /v1/sse (sse.ts). It admits and
+// authenticates upgrades and streams alike, runs each socket's frames (commands.ts), feeds each
+// channel's hub from the bus through the fair fan-out scheduler, and re-syncs every channel from
+// the database whenever the bus may have lost events (or only the channels whose subscriptions
+// lapsed, when the bus says which: Redis Cluster).
 import { randomUUID } from 'node:crypto';
 import type { Bus, BusEvent } from '../bus/bus.js';
-import type { Channels } from '../chat/channels.js';
+import type { Channels, Membership } from '../chat/channels.js';
 import type { Messages } from '../chat/messages.js';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Tokens, VerifiedToken } from '../auth/tokens.js';
 import { isAuthFailure } from '../auth/failures.js';
-import { WalcastError, toErrorFrame } from '../errors.js';
+import { WalcastError, asWalcastError, toErrorFrame } from '../errors.js';
 import { peerAddress } from '../http/client-ip.js';
 import { createEdge, type Edge } from '../http/edge.js';
-import { sendError, track } from '../http/respond.js';
-import type { TemplatedApp } from '../http/uws.js';
+import { framingProblem, refuseFraming } from '../http/framing.js';
+import { corsHeaders, preflightHeaders } from '../http/origins.js';
+import { send, sendError, track, type Reply } from '../http/respond.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../http/uws.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { AUTH_TIMEOUT_MS, CLOSE, PATHS, TOKEN_EXPIRING_AHEAD_MS, serverFrame, type ClientFrame } from '../protocol.js';
+import { AUTH_TIMEOUT_MS, CLOSE, CLOSE_CODES, PATHS, TOKEN_EXPIRING_AHEAD_MS, serverFrame, type ClientFrame } from '../protocol.js';
 import { bearer } from '../util/bearer.js';
 import { Semaphore } from '../util/semaphore.js';
 import { TtlSet } from '../util/ttl-set.js';
@@ -29,7 +32,10 @@ import { drain } from './drain.js';
 import { FanoutScheduler } from './fanout.js';
 import { isFrameError, parseClientFrame } from './frames.js';
 import { MembershipBatcher } from './membership.js';
+import type { PublishOptions } from './hub.js';
+import type { Peer } from './peer.js';
 import { HubRegistry } from './registry.js';
+import { SseStream, SseTopics, parseSseRequest, type SseRequest } from './sse.js';
 import { TokenLifetimes } from './token-lifetime.js';
 import { UserSockets } from './users.js';
 
@@ -37,6 +43,16 @@ import { UserSockets } from './users.js';
 const MISSING_CHANNEL_TTL_MS = 5000;
 /** Frames a socket may send while its first `auth` is being verified. */
 const MAX_QUEUED_BEFORE_AUTH = 256;
+/** A browser's EventSource reconnects after a random delay in [1 s, 1 s + this] when its stream breaks (the SSE `retry` field). */
+const SSE_RETRY_SPREAD_MS = 2000;
+
+/** A refused upgrade or stream, and the label it is counted under. */
+class Refused {
+  constructor(
+    readonly reason: string,
+    readonly error: unknown,
+  ) {}
+}
 
 export interface GatewayDeps {
   config: Config;
@@ -58,7 +74,11 @@ export class Gateway {
   /** This process's gateway id: presence and typing tell gateways apart by it. */
   readonly id = randomUUID();
   private readonly presenceTimer: NodeJS.Timeout;
-  private readonly conns = new Set<Connection>();
+  /** Every open WebSocket and SSE stream. */
+  private readonly conns = new Set<Peer>();
+  private readonly streams = new Set<SseStream>();
+  private readonly topics = new SseTopics();
+  private sseHeartbeat: NodeJS.Timeout | null = null;
   private nextId = 1;
   private app: TemplatedApp | null = null;
   private busDown = false;
@@ -71,7 +91,7 @@ export class Gateway {
   private readonly edge: Edge;
   private readonly users = new UserSockets();
   /** Token expiry and first-frame auth deadlines of every socket: one timer wheel, no timer per socket. */
-  readonly lifetimes: TokenLifetimes<Connection>;
+  readonly lifetimes: TokenLifetimes<Peer>;
 
   constructor(private readonly d: GatewayDeps) {
     const g = d.config.gateway;
@@ -89,7 +109,7 @@ export class Gateway {
       messages: d.messages,
       db: this.db,
       fanout: this.fanout,
-      publish: (topic, frame) => this.app?.publish(topic, frame),
+      publish: (topic, frame, o) => this.publish(topic, frame, o),
       onLeft: (sub, reason) => this.commands.left(sub, reason),
       ringSize: g.ringSize,
       ringBytes: g.ringBytes,
@@ -110,7 +130,7 @@ export class Gateway {
       missing: new TtlSet(MISSING_CHANNEL_TTL_MS),
     });
     this.edge = d.edge ?? createEdge(d.config, d.log);
-    this.lifetimes = new TokenLifetimes<Connection>(
+    this.lifetimes = new TokenLifetimes<Peer>(
       {
         authTimeout: (c) => {
           this.edge.abuse.note('auth_timeout', { address: c.address });
@@ -131,6 +151,7 @@ export class Gateway {
 
   private readonly onSlowConsumer = (): void => this.d.metrics.wsSlowClosed.inc();
 
+  /** Open WebSockets and SSE streams. */
   get connections(): number {
     return this.conns.size;
   }
@@ -160,22 +181,12 @@ export class Gateway {
         const host = req.getHeader('host');
         const address = this.edge.addresses.of(peerAddress(res), req.getHeader('x-forwarded-for'));
         const reply = track(res);
-        const refuse = (reason: string, error: unknown) => {
-          m.wsRefused.inc({ reason });
-          sendError(res, reply, error, this.d.log);
+        const refuse = (r: Refused) => {
+          m.wsRefused.inc({ reason: r.reason });
+          sendError(res, reply, r.error, this.d.log);
         };
-        // Cheap refusals first, none of which costs a token verification or the shared budget.
-        if (!this.edge.origins.allows(origin, host)) {
-          this.edge.abuse.note('origin_refused', { origin: origin.slice(0, 100) });
-          return refuse('origin', new WalcastError('origin_not_allowed', 'this origin may not open WebSockets here (WALCAST_ALLOWED_ORIGINS)'));
-        }
-        const blocked = this.edge.failures.blocked(address);
-        if (blocked) {
-          this.edge.abuse.note('ip_blocked', { address });
-          return refuse('address', blocked);
-        }
-        const refusal = this.admission.admit(this.conns.size);
-        if (refusal) return refuse(refusal.reason, refusal.error);
+        const refused = this.precheck(origin, host, address, 'WebSockets');
+        if (refused) return refuse(refused);
         const upgrade = (user: string, v: VerifiedToken | null) => {
           // Nothing made in this function may outlive the upgrade: a closure kept by the
           // connection would keep this whole scope (request strings, response) per socket.
@@ -188,39 +199,21 @@ export class Gateway {
         };
         // No token: the socket opens unauthenticated and must send `auth` first, within 5 s.
         if (!token) return upgrade('', null);
-        void this.d.tokens.verifyToken(token).then(
-          async (v) => {
-            try {
-              await this.d.onAuthenticated?.(v.sub);
-            } catch (e) {
-              return refuse('unavailable', e);
-            }
+        void this.authorize(token, address).then(
+          (v) => {
             if (reply.aborted) return;
-            if (this.admission.closing) return refuse('closing', this.admission.refuseClosing().error);
-            const over = this.overUserLimit(v.sub);
-            if (over) {
-              this.admission.giveBack();
-              this.edge.abuse.note('user_connection_limit', { user: v.sub });
-              return refuse('user_limit', over);
-            }
+            const late = this.admitUser(v.sub);
+            if (late) return refuse(late);
             upgrade(v.sub, v);
           },
-          (e: unknown) => {
-            // A failed authentication is charged to the caller's address, not to the shared budget.
-            this.admission.giveBack();
-            if (isAuthFailure(e)) {
-              this.edge.failures.charge(address);
-              this.edge.abuse.note('bad_token', { address, code: (e as WalcastError).code });
-            }
-            refuse('auth', e);
-          },
+          (r: Refused) => refuse(r),
         );
       },
       open: (ws) => {
         const conn = ws.getUserData().conn;
         conn.attach(ws);
         this.conns.add(conn);
-        m.wsConnections.set(this.conns.size);
+        this.countConnections();
         if (conn.user) {
           this.users.add(conn);
           this.lifetimes.authed(conn, conn.expiresAt);
@@ -252,10 +245,174 @@ export class Gateway {
         this.conns.delete(conn);
         if (conn.user) this.users.remove(conn);
         this.lifetimes.forget(conn);
-        m.wsConnections.set(this.conns.size);
+        this.countConnections();
         this.commands.closed(conn);
       },
     });
+    app.any(PATHS.sse, (res, req) => this.sse(res, req));
+    this.sseHeartbeat = setInterval(() => {
+      for (const s of this.streams) s.heartbeat();
+    }, this.d.config.gateway.sseHeartbeatMs);
+    this.sseHeartbeat.unref();
+  }
+
+  private countConnections(): void {
+    this.d.metrics.wsConnections.set(this.conns.size - this.streams.size);
+    this.d.metrics.sseConnections.set(this.streams.size);
+  }
+
+  /** A frame for a topic's peers: WebSockets through uWS's publish, SSE streams through theirs. */
+  private publish(topic: string, frame: string, o?: PublishOptions): void {
+    const except = o?.except;
+    if (except instanceof Connection) except.publishToOthers(topic, frame);
+    else this.app?.publish(topic, frame);
+    this.topics.publish(topic, frame, o?.id, except);
+  }
+
+  /**
+   * The refusals that cost no token verification, cheapest first: the origin, an address that
+   * failed to authenticate too often, the gateway's capacity and upgrade rate. Null: go ahead
+   * (holding one of the upgrade rate's tokens, given back if the token or the user is refused).
+   */
+  private precheck(origin: string, host: string, address: string, what: string): Refused | null {
+    if (!this.edge.origins.allows(origin, host)) {
+      this.edge.abuse.note('origin_refused', { origin: origin.slice(0, 100) });
+      return new Refused('origin', new WalcastError('origin_not_allowed', `this origin may not open ${what} here (WALCAST_ALLOWED_ORIGINS)`));
+    }
+    const blocked = this.edge.failures.blocked(address);
+    if (blocked) {
+      this.edge.abuse.note('ip_blocked', { address });
+      return new Refused('address', blocked);
+    }
+    const refusal = this.admission.admit(this.conns.size);
+    return refusal ? new Refused(refusal.reason, refusal.error) : null;
+  }
+
+  /** Verifies a token after precheck; rejects with a Refused (a failed authentication is charged to the address, not to the shared budget). */
+  private async authorize(token: string, address: string): Promise<VerifiedToken> {
+    let v: VerifiedToken;
+    try {
+      v = await this.d.tokens.verifyToken(token);
+    } catch (e) {
+      this.admission.giveBack();
+      if (isAuthFailure(e)) {
+        this.edge.failures.charge(address);
+        this.edge.abuse.note('bad_token', { address, code: (e as WalcastError).code });
+      }
+      throw new Refused('auth', e);
+    }
+    try {
+      await this.d.onAuthenticated?.(v.sub);
+    } catch (e) {
+      throw new Refused('unavailable', e);
+    }
+    return v;
+  }
+
+  /** Just before a verified user gets a socket or stream: refused while draining, or beyond the user's connections. */
+  private admitUser(user: string): Refused | null {
+    if (this.admission.closing) return new Refused('closing', this.admission.refuseClosing().error);
+    const over = this.overUserLimit(user);
+    if (!over) return null;
+    this.admission.giveBack();
+    this.edge.abuse.note('user_connection_limit', { user });
+    return new Refused('user_limit', over);
+  }
+
+  /**
+   * GET /v1/sse: the stream starts only once everything that can be refused was checked (the
+   * request, the token, every channel's membership), so refusals are ordinary JSON errors.
+   */
+  private sse(res: HttpResponse, req: HttpRequest): void {
+    if (framingProblem(req)) return refuseFraming(res);
+    const reply = track(res);
+    // uWS's request is valid only until this function returns: read everything now.
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const query = req.getQuery() ?? '';
+    const token = new URLSearchParams(query).get('token') || bearer(req.getHeader('authorization'));
+    const lastEventId = req.getHeader('last-event-id');
+    const origin = req.getHeader('origin');
+    const host = req.getHeader('host');
+    const address = this.edge.addresses.of(peerAddress(res), req.getHeader('x-forwarded-for'));
+    const m = this.d.metrics;
+    const allowed = this.edge.origins.allows(origin, host);
+    const cors = allowed ? corsHeaders(origin) : {};
+    const refuse = (r: Refused) => {
+      m.sseRefused.inc({ reason: r.reason });
+      sendError(res, reply, r.error, this.d.log, false, cors);
+    };
+    if (method === 'OPTIONS' && allowed) {
+      return send(res, reply, 204, '', 'text/plain', { ...preflightHeaders(origin), 'access-control-allow-headers': 'authorization, last-event-id' });
+    }
+    if (method !== 'GET' && allowed) return refuse(new Refused('method', new WalcastError('method_not_allowed', `${PATHS.sse} takes GET`)));
+    const asked = parseSseRequest(query, lastEventId, this.d.config.limits.maxSubscriptions);
+    if (allowed && asked instanceof WalcastError) return refuse(new Refused('arguments', asked));
+    const refused = this.precheck(origin, host, address, 'event streams');
+    if (refused) return refuse(refused);
+    const request = asked as Exclude<typeof asked, WalcastError>;
+    if (!token) {
+      this.admission.giveBack();
+      return refuse(new Refused('auth', new WalcastError('not_authed', 'an event stream needs a token: ?token= or Authorization: Bearer')));
+    }
+    void (async () => {
+      let v: VerifiedToken;
+      try {
+        v = await this.authorize(token, address);
+      } catch (r) {
+        return refuse(r as Refused);
+      }
+      // Every channel is checked before the stream answers: a refusal is still a JSON error,
+      // naming its channel.
+      let memberships: Membership[];
+      try {
+        memberships = await Promise.all(
+          request.channels.map((c) =>
+            this.commands.check(c.channel, v.sub).catch((e: unknown) => {
+              const err = asWalcastError(e, this.d.log);
+              throw new WalcastError(err.code, err.message, { detail: { ...err.detail, channel: c.channel }, retryAfterMs: err.retryAfterMs, cause: e });
+            }),
+          ),
+        );
+      } catch (e) {
+        return refuse(new Refused('channel', e));
+      }
+      if (reply.aborted) return;
+      const late = this.admitUser(v.sub);
+      if (late) return refuse(late);
+      this.openStream(res, reply, v, address, cors, request, memberships);
+    })();
+  }
+
+  private openStream(res: HttpResponse, reply: Reply, v: VerifiedToken, address: string, cors: Record<string, string>, request: SseRequest, memberships: Membership[]): void {
+    const m = this.d.metrics;
+    const stream = new SseStream(this.nextId++, v.sub, address, res, {
+      maxBackpressure: this.d.config.limits.wsMaxBackpressure,
+      topics: this.topics,
+      onSlow: () => m.sseSlowClosed.inc(),
+      onClosed: (s, code) => {
+        this.conns.delete(s);
+        this.streams.delete(s);
+        this.users.remove(s);
+        this.lifetimes.forget(s);
+        this.countConnections();
+        m.sseClosed.inc({ reason: code === null ? 'client' : (CLOSE_CODES[code]?.name ?? String(code)) });
+        this.commands.closed(s);
+      },
+    });
+    stream.expiresAt = v.exp * 1000;
+    stream.iat = v.iat;
+    res.onAborted(() => {
+      reply.aborted = true;
+      stream.aborted();
+    });
+    reply.done = true;
+    stream.start(cors, 1000 + Math.random() * SSE_RETRY_SPREAD_MS);
+    this.conns.add(stream);
+    this.streams.add(stream);
+    this.users.add(stream);
+    this.countConnections();
+    this.lifetimes.authed(stream, stream.expiresAt);
+    request.channels.forEach((c, i) => this.commands.start(stream, c.channel, c.since, request.presence, memberships[i]));
   }
 
   /** too_many_connections if the user already holds WALCAST_MAX_CONNECTIONS_PER_USER sockets here. */
@@ -395,18 +552,20 @@ export class Gateway {
   }
 
   /**
-   * Graceful stop: refuse new upgrades, then drain the sockets (drain.ts); clients resume
-   * elsewhere with their last seq. Resolves once every socket was told to go.
+   * Graceful stop: refuse new upgrades and streams, then drain the sockets and streams
+   * (drain.ts); clients resume elsewhere with their last seq. Resolves once every one was told to go.
    */
   async close(): Promise<void> {
     this.admission.closing = true;
     clearInterval(this.presenceTimer);
+    if (this.sseHeartbeat) clearInterval(this.sseHeartbeat);
     const g = this.d.config.gateway;
     await drain([...this.conns], {
       rate: g.drainRate,
       windowMs: g.drainWindowMs,
       hint: () => this.admission.drainHint(),
-      onClose: () => this.d.metrics.wsDrained.inc(),
+      // SSE streams are counted by walcast_sse_closed_total{reason="draining"}.
+      onClose: (peer) => peer.transport === 'ws' && this.d.metrics.wsDrained.inc(),
     });
     this.registry.closeAll();
     this.lifetimes.stop();

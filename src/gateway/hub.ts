@@ -9,7 +9,8 @@
 import type { LeaveReason, Message } from '../protocol.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { TYPING_INTERVAL_MS, serverFrame, type ChangeFrame } from '../protocol.js';
+import { TYPING_INTERVAL_MS, serverFrame, sseEventId, type ChangeFrame } from '../protocol.js';
+import type { Peer } from './peer.js';
 import { ChannelPresence, type PresenceOptions } from './presence.js';
 import { Ring, type Entry } from './ring.js';
 import type { Subscription } from './subscription.js';
@@ -28,6 +29,13 @@ export function toEntry(f: ChangeFrame): Entry {
   return entry;
 }
 
+export interface PublishOptions {
+  /** The frame's SSE event id (`<channel>:<seq>`), for frames of the change log. */
+  id?: string;
+  /** A peer that must not get it (the typing user's own socket). */
+  except?: Peer;
+}
+
 export interface HubDeps {
   /** The committed change log with seq in (after, upTo], ascending, at most `limit`. */
   readLog(channel: string, after: number, limit: number, upTo?: number): Promise<ChangeFrame[]>;
@@ -37,8 +45,8 @@ export interface HubDeps {
   presence: PresenceOptions;
   /** Tells the other gateways that a user here is typing. */
   broadcastTyping(channel: string, user: string): void;
-  /** Fan a frame out to every socket on the topic (uWS native publish: serialised once). */
-  publish(topic: string, frame: string): void;
+  /** Fan a frame out to every peer on the topic (serialised once); see PublishOptions. */
+  publish(topic: string, frame: string, o?: PublishOptions): void;
   ringSize: number;
   ringBytes: number;
   pageSize: number;
@@ -99,7 +107,7 @@ export class Hub {
    */
   localTyping(sub: Subscription): boolean {
     if (!this.mayType(sub.conn.user)) return false;
-    sub.conn.publishToOthers(this.topic, serverFrame.typing(this.channel, sub.conn.user));
+    this.deps.publish(this.topic, serverFrame.typing(this.channel, sub.conn.user), { except: sub.conn });
     this.deps.broadcastTyping(this.channel, sub.conn.user);
     return true;
   }
@@ -199,11 +207,10 @@ export class Hub {
         // The user left the channel in this stretch: deliver up to that frame, then end.
         const leftAt = slice.findIndex((e) => e.left?.user === sub.conn.user);
         if (leftAt >= 0) {
-          const last = slice[leftAt]!;
-          this.deliver(sub, slice.slice(0, leftAt + 1).map((e) => e.frame), last.seq);
-          return this.deps.onLeft(sub, last.left!.reason);
+          this.deliver(sub, slice.slice(0, leftAt + 1));
+          return this.deps.onLeft(sub, slice[leftAt]!.left!.reason);
         }
-        this.deliver(sub, slice.map((e) => e.frame), slice[slice.length - 1]!.seq);
+        this.deliver(sub, slice);
         continue;
       }
       let rows: Entry[];
@@ -304,9 +311,9 @@ export class Hub {
     this.pending = null;
   }
 
-  private deliver(sub: Subscription, frames: string[], cursor: number): void {
-    sub.deliver(frames, cursor);
-    this.deps.metrics.wsFramesOut.inc({ path: 'catchup' }, frames.length);
+  private deliver(sub: Subscription, entries: Entry[]): void {
+    sub.deliver(entries);
+    this.deps.metrics.wsFramesOut.inc({ path: 'catchup' }, entries.length);
   }
 
   private goLive(sub: Subscription, cursor?: number): void {
@@ -322,7 +329,7 @@ export class Hub {
     // A resuming client reading the ring gets the message as the database has it now.
     if (target) this.ring.replace(target.seq, serverFrame.message(target));
     if (this.liveCount > 0) {
-      this.deps.publish(this.topic, entry.frame);
+      this.deps.publish(this.topic, entry.frame, { id: sseEventId(this.channel, f.seq) });
       this.deps.metrics.wsFramesOut.inc({ path: 'live' }, this.liveCount);
     }
     if (entry.left) {

@@ -19,8 +19,8 @@ export interface RegistryDeps {
   /** Every database read of the gateway goes through it. */
   db: Semaphore;
   fanout: FanoutScheduler;
-  /** uWS native publish to a topic's sockets. */
-  publish(topic: string, frame: string): void;
+  /** Fans a frame out to a topic's peers (WebSockets through uWS, SSE streams). */
+  publish: HubDeps['publish'];
   /** A subscription's user left the channel (hub.ts). */
   onLeft: HubDeps['onLeft'];
   ringSize: number;

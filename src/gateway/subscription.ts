@@ -6,7 +6,8 @@
 //  - ended:   unsubscribed, kicked, replaced, or the socket closed.
 // `cursor` is the last seq delivered (or skipped as already seen); a frame goes out only for
 // seq == cursor + 1.
-import type { Connection } from './connection.js';
+import type { Peer } from './peer.js';
+import type { Entry } from './ring.js';
 
 export type SubscriptionState = 'pending' | 'catchup' | 'live' | 'ahead' | 'ended';
 
@@ -15,7 +16,7 @@ export class Subscription {
   cursor = 0;
 
   constructor(
-    readonly conn: Connection,
+    readonly conn: Peer,
     readonly channel: string,
     /** presence_joined / presence_left frames asked for. */
     readonly presence = false,
@@ -36,10 +37,10 @@ export class Subscription {
     this._state = 'catchup';
   }
 
-  /** Catch-up frames, in order, ending at `lastSeq`. */
-  deliver(frames: readonly string[], lastSeq: number): void {
-    this.conn.send(frames);
-    this.cursor = lastSeq;
+  /** Catch-up frames of the log, in order (at least one). */
+  deliver(entries: readonly Entry[]): void {
+    this.conn.sendLog(this.channel, entries);
+    this.cursor = entries[entries.length - 1]!.seq;
   }
 
   /** Caught up: from now on the hub's topic carries its frames. */

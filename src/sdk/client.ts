@@ -1,12 +1,14 @@
-// The SDK's connection: one WebSocket to a gateway, any number of channel subscriptions, and the
-// client's half of the delivery guarantee. After any disconnect it reconnects (exponential
-// backoff with full jitter and a cap, or the server's retry hint when it gave one) and
-// resubscribes every channel with the last seq it delivered, so the application sees each
-// channel's messages once, in order, with no gap, across gateway losses and drains. Which
-// errors and close codes are worth retrying comes from src/protocol.ts, as the server sees it.
+// The SDK's connection: one WebSocket to a gateway (or, where WebSockets cannot open, one
+// Server-Sent Events stream: sse.ts), any number of channel subscriptions, and the client's half
+// of the delivery guarantee. After any disconnect it reconnects (exponential backoff with full
+// jitter and a cap, or the server's retry hint when it gave one) and resubscribes every channel
+// with the last seq it delivered, so the application sees each channel's messages once, in
+// order, with no gap, across gateway losses and drains. Which errors and close codes are worth
+// retrying comes from src/protocol.ts, as the server sees it.
 //
 // Browser-safe: no Node imports. It uses the global WebSocket when there is one; on Node 20
-// pass `WebSocket` from the `ws` package (or import from "walcast/sdk/node", which does).
+// pass `WebSocket` from the `ws` package (or import from "walcast/sdk/node", which does). SSE
+// needs only `fetch`.
 import {
   CLOSE,
   PATHS,
@@ -21,9 +23,17 @@ import {
   type ServerFrame,
 } from '../protocol.js';
 import { backoff } from '../util/backoff.js';
+import { openSse, sseUrlOf } from './sse.js';
 import { ChannelSubscription, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/**
+ * How frames travel: `websocket`; `sse` (Server-Sent Events: receive only, see `typing`); or
+ * `auto`: a WebSocket, and SSE when WebSockets cannot open (the first attempt is refused by
+ * something that is not walcast, fails, or does not open within `connectTimeoutMs`).
+ */
+export type Transport = 'auto' | 'websocket' | 'sse';
 
 /** What happened to the connection's token: refreshed in place (auth_ok), or refused. */
 export type AuthEvent = { type: 'refreshed'; expiresAt: number } | { type: 'expiring'; expiresAt: number } | { type: 'error'; error: WalcastError };
@@ -61,6 +71,14 @@ export interface ClientOptions {
   token: string | (() => string | Promise<string>);
   /** WebSocket implementation; defaults to globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
+  /** Default `auto`. Without a WebSocket implementation, `auto` means SSE. */
+  transport?: Transport;
+  /** The SSE endpoint, e.g. http://host:8080/v1/sse; default: from `url` (ws://host/v1/ws → http://host/v1/sse). */
+  sseUrl?: string | (() => string);
+  /** `auto`: how long a WebSocket may take to open before the client tries SSE (default 10 000). */
+  connectTimeoutMs?: number;
+  /** fetch for SSE; defaults to globalThis.fetch. */
+  fetch?: typeof fetch;
   backoff?: BackoffOptions;
   /** Sends a ping frame this often and reconnects when nothing arrived for twice as long (default 25 000; 0: off). */
   heartbeatMs?: number;
@@ -79,6 +97,8 @@ const DEFAULT_MAX_MS = 30_000;
 const REFRESH_MIN_MS = 2000;
 
 export class WalcastClient implements SubscriptionOwner {
+  /** The transport in use (or tried next): `auto` starts with `websocket`. */
+  transport: 'websocket' | 'sse';
   /** Reconnections so far, and the close code and retry hint that caused the last one. */
   reconnects = 0;
   lastCloseCode: number | undefined;
@@ -103,16 +123,29 @@ export class WalcastClient implements SubscriptionOwner {
   private openedAt = 0;
   private hintMs: number | undefined;
   private fatal: WalcastError | null = null;
-  private readonly WS: WebSocketConstructor;
+  private readonly WS: WebSocketConstructor | undefined;
   private readonly random: () => number;
+  /** The open (or opening) SSE stream's abort, and its token. */
+  private stream: (() => void) | null = null;
+  private streamToken = '';
+  private restartQueued = false;
+  /** `auto`: whether a WebSocket ever opened (then WebSockets work here and the client stays on them), or a stream. */
+  private wsOpened = false;
+  private sseOpened = false;
+  /** The last WebSocket attempt was refused by walcast itself (a JSON error): not a blocked network. */
+  private wsRefusedByServer = false;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private opened: Promise<void>;
   private openedResolve!: () => void;
   private openedReject!: (e: unknown) => void;
 
   constructor(private readonly o: ClientOptions) {
     const WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) throw new Error('no WebSocket implementation: pass { WebSocket } (e.g. from the "ws" package) or import "walcast/sdk/node"');
+    const mode = o.transport ?? 'auto';
+    if (!WS && mode === 'websocket') throw new Error('no WebSocket implementation: pass { WebSocket } (e.g. from the "ws" package) or import "walcast/sdk/node"');
     this.WS = WS;
+    this.transport = mode === 'sse' || !WS ? 'sse' : 'websocket';
+    if (this.transport === 'sse' && !this.fetchFn()) throw new Error('no fetch implementation for SSE: pass { fetch }');
     this.random = o.random ?? Math.random;
     this.opened = this.newOpened();
     if (o.autoConnect !== false) this.connect();
@@ -153,15 +186,18 @@ export class WalcastClient implements SubscriptionOwner {
     this.subs.get(channel)?.end('replaced');
     const sub = new ChannelSubscription(this, channel, opts);
     this.subs.set(channel, sub);
-    if (this.ws && this._state === 'open') this.sendSubscribe(sub);
+    if (this.transport === 'sse') this.restartStream();
+    else if (this.ws && this._state === 'open') this.sendSubscribe(sub);
     return sub;
   }
 
   /**
    * Tells the channel's other subscribers that this user is typing (at most one per 2 s is
-   * forwarded; the channel must be subscribed on this client). Returns false when not connected.
+   * forwarded; the channel must be subscribed on this client). Returns false when not connected,
+   * and always over SSE, which carries nothing from the client to the server.
    */
   typing(channel: string): boolean {
+    if (this.transport === 'sse') return false;
     const ws = this.ws;
     if (!ws || this._state !== 'open' || !this.subs.has(channel)) return false;
     ws.send(clientFrame.typing(channel));
@@ -182,6 +218,8 @@ export class WalcastClient implements SubscriptionOwner {
         /* already closed */
       }
     }
+    this.stream?.();
+    this.stream = null;
     for (const sub of this.subs.values()) sub.end('closed');
     this.subs.clear();
     this.openedReject(this.fatal ?? new Error('client closed'));
@@ -191,7 +229,8 @@ export class WalcastClient implements SubscriptionOwner {
   _unsubscribe(sub: ChannelSubscription): void {
     if (this.subs.get(sub.channel) !== sub) return;
     this.subs.delete(sub.channel);
-    if (this.ws && this._state === 'open') this.ws.send(clientFrame.unsubscribe(sub.channel));
+    if (this.transport === 'sse') this.restartStream();
+    else if (this.ws && this._state === 'open') this.ws.send(clientFrame.unsubscribe(sub.channel));
   }
 
   private newOpened(): Promise<void> {
@@ -228,19 +267,38 @@ export class WalcastClient implements SubscriptionOwner {
       return this.scheduleReconnect();
     }
     if (this._state === 'closed') return;
+    this.hintMs = undefined;
+    if (this.transport === 'sse') return this.openStream(token);
     const base = typeof this.o.url === 'function' ? this.o.url() : this.o.url;
     const url = `${base}${base.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+    // `auto` until a WebSocket has opened once: a failure to open may mean a network that blocks them.
+    const mayFallBack = (this.o.transport ?? 'auto') === 'auto' && !this.wsOpened;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(url);
+      ws = new this.WS!(url);
     } catch {
-      return this.scheduleReconnect();
+      return mayFallBack ? this.fallBack() : this.scheduleReconnect();
     }
     this.ws = ws;
-    this.hintMs = undefined;
+    this.wsRefusedByServer = false;
     this.readRefusal(ws);
+    let opened = false;
+    if (mayFallBack) {
+      this.connectTimer = setTimeout(() => {
+        this.connectTimer = null;
+        if (this.ws !== ws || opened) return;
+        // Proxies that swallow upgrades leave the socket connecting for good.
+        const t = ws as unknown as { terminate?: () => void };
+        if (t.terminate) t.terminate();
+        else ws.close();
+      }, this.o.connectTimeoutMs ?? 10_000);
+    }
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      opened = true;
+      this.wsOpened = true;
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectTimer = null;
       this.tokenExpiresAt = undefined;
       this.openedAt = Date.now();
       this.lastFrameAt = Date.now();
@@ -264,20 +322,145 @@ export class WalcastClient implements SubscriptionOwner {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.lastCloseCode = ev.code;
-      const hint = retryHintOfReason(ev.reason);
-      if (hint !== undefined) this.hintMs = hint;
-      if (this.openedAt && Date.now() - this.openedAt >= (this.o.stableMs ?? 5000)) this.attempt = 0;
-      this.openedAt = 0;
-      if (this._state === 'closed') return;
-      // auth_failed (a bad or revoked token): worth another try only with a token provider.
-      if (!this.fatal && ev.code === CLOSE.auth_failed && typeof this.o.token === 'string') {
-        this.fatal = this.lastAuthError ?? new WalcastError('invalid_auth', `the server closed the socket: ${ev.reason || 'auth_failed'}`);
-      }
-      if (!this.fatal && !shouldReconnect(ev.code) && ev.code !== CLOSE.auth_failed) this.fatal = new WalcastError('invalid_arguments', `the server closed the socket with ${ev.code} ${ev.reason}`);
-      if (this.fatal) return this.close();
-      this.scheduleReconnect();
+      if (this.connectTimer) clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+      this.onDisconnect(ev.code, ev.reason, !opened && mayFallBack && !this.wsRefusedByServer);
     };
+  }
+
+  /** The socket closed or the stream ended, with this close code and reason: reconnect, give up, or fall back to SSE. */
+  private onDisconnect(code: number, reason: string, fallBack = false): void {
+    this.lastCloseCode = code;
+    const hint = retryHintOfReason(reason);
+    if (hint !== undefined) this.hintMs = hint;
+    if (this.openedAt && Date.now() - this.openedAt >= (this.o.stableMs ?? 5000)) this.attempt = 0;
+    this.openedAt = 0;
+    if (this._state === 'closed') return;
+    // auth_failed (a bad or revoked token): worth another try only with a token provider.
+    if (!this.fatal && code === CLOSE.auth_failed && typeof this.o.token === 'string') {
+      this.fatal = this.lastAuthError ?? new WalcastError('invalid_auth', `the server closed the connection: ${reason || 'auth_failed'}`);
+    }
+    if (!this.fatal && !shouldReconnect(code) && code !== CLOSE.auth_failed) this.fatal = new WalcastError('invalid_arguments', `the server closed the connection with ${code} ${reason}`);
+    if (this.fatal) return this.close();
+    if (fallBack) return this.fallBack();
+    // An SSE stream whose subscriptions all ended (each told why): carry on with an empty one.
+    if (this.transport === 'sse' && code === CLOSE.normal && this.subs.size === 0) return this.openStream(this.streamToken);
+    // `auto` before anything ever opened (the server is down, or not there yet): try a
+    // WebSocket again first, then SSE, on every attempt.
+    if (this.transport === 'sse' && this.mayUseBoth() && !this.wsOpened && !this.sseOpened) this.transport = 'websocket';
+    this.scheduleReconnect();
+  }
+
+  private mayUseBoth(): boolean {
+    return (this.o.transport ?? 'auto') === 'auto' && this.WS !== undefined;
+  }
+
+  /** `auto`: the WebSocket could not open, and not because walcast said no: SSE from now on. */
+  private fallBack(): void {
+    this.transport = 'sse';
+    this.scheduleReconnect(true);
+  }
+
+  private sseUrl(): string {
+    const u = this.o.sseUrl;
+    if (u) return typeof u === 'function' ? u() : u;
+    return sseUrlOf(typeof this.o.url === 'function' ? this.o.url() : this.o.url, PATHS.ws, PATHS.sse);
+  }
+
+  private fetchFn(): typeof fetch | undefined {
+    const f = this.o.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
+    return f?.bind(globalThis);
+  }
+
+  /**
+   * SSE: one stream for every subscription, opened with each one's last seq (a stream without
+   * any carries heartbeats, as a socket without subscriptions does). Subscribing or
+   * unsubscribing replaces the stream: SSE carries nothing to the server.
+   */
+  private openStream(token: string): void {
+    this.streamToken = token;
+    this.stream?.();
+    this.stream = null;
+    const subs = [...this.subs.values()];
+    const markOpen = () => {
+      this.openedAt ||= Date.now();
+      this.lastFrameAt = Date.now();
+      if (this._state !== 'open') {
+        this.setState('open');
+        this.openedResolve();
+      }
+    };
+    for (const sub of subs) sub.resubscribing = true;
+    let abort: () => void = () => {};
+    const mine = () => this.stream === abort;
+    abort = openSse({
+      url: this.sseUrl(),
+      token,
+      channels: subs.map((s) => ({ channel: s.channel, since: s.lastSeq })),
+      presence: subs.some((s) => s.wantsPresence),
+      fetch: this.fetchFn()!,
+      handlers: {
+        open: () => {
+          if (!mine()) return;
+          this.sseOpened = true;
+          this.tokenExpiresAt = undefined;
+          markOpen();
+          this.startHeartbeat(null);
+        },
+        frame: (f) => {
+          if (!mine()) return;
+          this.lastFrameAt = Date.now();
+          this.onFrame(f);
+        },
+        activity: () => {
+          if (mine()) this.lastFrameAt = Date.now();
+        },
+        end: (code, reason) => {
+          if (!mine()) return;
+          this.stream = null;
+          this.onDisconnect(code, reason);
+        },
+        refused: (status, body, retryAfter) => {
+          if (!mine()) return;
+          this.stream = null;
+          this.onStreamRefused(status, body, retryAfter);
+        },
+      },
+    });
+    this.stream = abort;
+  }
+
+  /** The stream's channel set changed: replace it (once per turn, however many changes). */
+  private restartStream(): void {
+    if (this.restartQueued) return;
+    this.restartQueued = true;
+    queueMicrotask(() => {
+      this.restartQueued = false;
+      // Without a stream (connecting, or waiting to reconnect) the next one takes the change.
+      if (this.transport !== 'sse' || this._state === 'closed' || !this.stream) return;
+      this.openStream(this.streamToken);
+    });
+  }
+
+  /** What a refused stream means: a channel refused, the token, a hint, or a server with no SSE. */
+  private onStreamRefused(status: number, body: unknown, retryAfter: string | null): void {
+    const b = body as { error?: unknown; channel?: unknown; message?: unknown } | null;
+    const code = isErrorCode(b?.error) ? b.error : undefined;
+    const sub = typeof b?.channel === 'string' ? this.subs.get(b.channel) : undefined;
+    if (code && sub && !isTemporary(code)) {
+      // One channel refused (not a member, no such channel): it ends, the others go on.
+      this.subs.delete(sub.channel);
+      sub.end(code);
+      return this.openStream(this.streamToken);
+    }
+    if (code === 'origin_not_allowed' || code === 'invalid_arguments' || code === 'too_many_subscriptions' || (status === 401 && typeof this.o.token === 'string')) {
+      this.fatal = new WalcastError(code ?? 'invalid_auth', typeof b?.message === 'string' ? b.message : `the server refused the event stream (${status})`);
+      return this.close();
+    }
+    // `auto`: a server or proxy that does not serve SSE here: back to WebSockets.
+    if (!code && this.mayUseBoth()) this.transport = 'websocket';
+    this.hintMs = retryHintOfResponse(body, retryAfter);
+    this.scheduleReconnect();
   }
 
   /**
@@ -303,6 +486,8 @@ export class WalcastClient implements SubscriptionOwner {
         if (status === 401 && typeof this.o.token === 'string') {
           this.fatal = new WalcastError(isErrorCode(code) ? code : 'invalid_auth', 'the gateway refused the token');
         }
+        // walcast said no (rate, drain, capacity): WebSockets work here, no reason to try SSE.
+        this.wsRefusedByServer = isErrorCode(code);
         this.hintMs = retryHintOfResponse(json, res.headers?.['retry-after']);
         emitter.terminate?.();
       };
@@ -313,14 +498,16 @@ export class WalcastClient implements SubscriptionOwner {
     });
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(now = false): void {
     this.clearTimers();
     if (this._state === 'closed') return;
     if (this._state === 'open') this.opened = this.newOpened();
     this.setState('reconnecting');
     const max = this.o.backoff?.maxMs ?? DEFAULT_MAX_MS;
     let delay: number;
-    if (this.hintMs !== undefined) {
+    if (now) {
+      delay = 0;
+    } else if (this.hintMs !== undefined) {
       // The server said when: come then, plus a little jitter so equal hints do not arrive together.
       delay = Math.min(max, this.hintMs) + this.random() * (this.o.backoff?.baseMs ?? DEFAULT_BASE_MS);
       this.lastRetryHintMs = this.hintMs;
@@ -400,24 +587,36 @@ export class WalcastClient implements SubscriptionOwner {
           return;
         }
         // e.g. `unavailable` (the bus is down): try this channel again after a jittered delay.
-        const ws = this.ws;
+        const conn = this.ws ?? this.stream;
         setTimeout(() => {
-          if (this.ws === ws && this.subs.get(sub.channel) === sub && this._state === 'open') this.sendSubscribe(sub);
+          if ((this.ws ?? this.stream) === conn && this.subs.get(sub.channel) === sub && this._state === 'open') this.sendSubscribe(sub);
         }, this.delay(sub.retryAttempt++));
         return;
       }
     }
   }
 
-  /** token_expiring: get a fresh token from getToken() and hand it to the open socket. */
+  /**
+   * token_expiring: get a fresh token from getToken() and hand it to the open socket; over SSE,
+   * which cannot send it, replace the stream with one opened with the fresh token (every channel
+   * resumes from its last seq).
+   */
   private async refreshToken(): Promise<void> {
     if (typeof this.o.token !== 'function' || this.refreshing) return;
     const ws = this.ws;
+    const stream = this.stream;
     this.refreshing = true;
     this.lastRefreshAt = Date.now();
     try {
       const token = await this.o.token();
       if (this.ws === ws && ws && ws.readyState === OPEN) ws.send(clientFrame.auth(token));
+      else if (stream && this.stream === stream) {
+        this.tokenRefreshes++;
+        const exp = jwtExpiry(token);
+        this.tokenExpiresAt = exp;
+        if (exp !== undefined) this.emitAuth({ type: 'refreshed', expiresAt: exp });
+        this.openStream(token);
+      }
     } catch (e) {
       // The server closes the socket at expiry (4001); the reconnect asks getToken() again.
       this.emitAuth({ type: 'error', error: new WalcastError('invalid_auth', `getToken() failed: ${(e as Error)?.message ?? e}`) });
@@ -437,36 +636,59 @@ export class WalcastClient implements SubscriptionOwner {
   }
 
   private sendSubscribe(sub: ChannelSubscription): void {
+    if (this.transport === 'sse') return this.restartStream();
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
     sub.resubscribing = true;
     ws.send(clientFrame.subscribe(sub.channel, sub.lastSeq, { presence: sub.wantsPresence }));
   }
 
-  private startHeartbeat(ws: WebSocketLike): void {
+  /** Pings the socket; on an SSE stream (ws null) only watches the server's heartbeat comments. */
+  private startHeartbeat(ws: WebSocketLike | null): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const every = this.o.heartbeatMs ?? 25_000;
     if (every <= 0) return;
+    const stream = this.stream;
     this.heartbeat = setInterval(() => {
-      if (this.ws !== ws) return;
+      if (ws ? this.ws !== ws : !stream || this.stream !== stream) return;
       if (Date.now() - this.lastFrameAt > 2 * every) {
         // Nothing for too long: the connection is dead even if TCP has not noticed.
+        if (!ws) {
+          stream!();
+          this.stream = null;
+          return this.onDisconnect(CLOSE.heartbeat_timeout, 'heartbeat timeout');
+        }
         const t = ws as unknown as { terminate?: () => void };
         if (t.terminate) t.terminate();
         else ws.close(CLOSE.heartbeat_timeout, 'heartbeat timeout');
         return;
       }
-      if (ws.readyState === OPEN) ws.send(clientFrame.ping());
+      if (ws && ws.readyState === OPEN) ws.send(clientFrame.ping());
     }, every);
     (this.heartbeat as { unref?: () => void }).unref?.();
   }
 
   private clearTimers(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.timer = null;
     this.heartbeat = null;
+  }
+}
+
+/** A token's `exp` in ms, read without verifying it (the server verifies). */
+function jwtExpiry(token: string): number | undefined {
+  try {
+    const part = token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/');
+    const exp = (JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4))) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,9 +1,10 @@
-// walcast client SDK (browsers, bundlers, and Node with a WebSocket): `createClient` for the
-// real-time side (channel subscriptions with exactly-once, in-order delivery of every change,
-// across reconnects), `createApi` for the HTTP API, `watchChannel` for a channel model a chat UI
-// renders, and the protocol's shapes, codes and errors. docs/protocol.md has the wire protocol.
+// walcast client SDK (browsers, bundlers, and Node): `createClient` for the real-time side
+// (channel subscriptions with exactly-once, in-order delivery of every change, across
+// reconnects, over a WebSocket or, where WebSockets are blocked, Server-Sent Events),
+// `createApi` for the HTTP API, `watchChannel` for a channel model a chat UI renders, and the
+// protocol's shapes, codes and errors. docs/protocol.md has the wire protocol.
 export { WalcastClient, createClient, gatewayUrl } from './client.js';
-export type { AuthEvent, BackoffOptions, ClientOptions, ConnectionState, WebSocketConstructor, WebSocketLike } from './client.js';
+export type { AuthEvent, BackoffOptions, ClientOptions, ConnectionState, Transport, WebSocketConstructor, WebSocketLike } from './client.js';
 export { ChannelSubscription, SubscriptionEnded } from './subscription.js';
 export type { SubscribeOptions } from './subscription.js';
 export { WalcastApi, createApi } from './api.js';
