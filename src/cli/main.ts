@@ -193,7 +193,11 @@ async function serve(config: Config, log: Logger, roles: Role[], standalone: boo
     // Identity-provider tokens only (WALCAST_JWKS_URL without a secret): no HS256 at all.
     const secret = !config.secret && config.auth.jwksUrl && !standalone ? null : await resolveSecret(config.secret, config.dataDir, standalone);
     const adminToken = standalone ? await resolveAdminToken(config.auth.adminToken, config.dataDir, true) : (config.auth.adminToken ?? null);
-    node = await startNode({ config, databaseUrl, secret, adminToken, roles, log, defaultHost: standalone ? '127.0.0.1' : '0.0.0.0' });
+    // The demo page: by default only on `start` with the embedded database, the one setup that
+    // may also mint dev tokens (for a browser on this machine; docs/security.md).
+    const embeddedDefaults = standalone && embedded !== null;
+    const pages = { demo: config.demoPage ?? embeddedDefaults, devTokens: embeddedDefaults };
+    node = await startNode({ config, databaseUrl, secret, adminToken, roles, log, pages, defaultHost: standalone ? '127.0.0.1' : '0.0.0.0' });
     // The address actually bound; "all interfaces" is reachable on this machine at 127.0.0.1.
     const local = node.host === '0.0.0.0' || node.host === '::' ? '127.0.0.1' : node.host.includes(':') ? `[${node.host}]` : node.host;
     const base = `http://${local}:${node.port}`;
@@ -203,6 +207,7 @@ async function serve(config: Config, log: Logger, roles: Role[], standalone: boo
       const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', Math.min(config.tokenTtlS, config.auth.maxLifetimeS));
       const where = local === node.host ? '' : `  (listening on ${node.host}:${node.port}: every interface)`;
       process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)${where}\n`);
+      if (pages.demo) process.stdout.write(`open ${base} in a browser: the demo chat${pages.devTokens ? ' (sign in as any user name)' : ' (sign in with a token)'}; the ops page is ${base}/ops\n`);
       process.stdout.write(`demo token (user "demo"): ${demo}\n`);
       process.stdout.write(`admin token (for /metrics, /readyz details, /admin/*; kept in ${config.dataDir}/admin-token): ${adminToken}\n`);
       if (node.opsPort !== null) process.stdout.write(`ops endpoints: http://${config.auth.opsHost}:${node.opsPort}\n`);
