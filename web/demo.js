@@ -77,6 +77,7 @@ function signOut() {
   client?.close();
   client = api = session = devToken = null;
   sessionStorage.removeItem('walcast-demo');
+  delete $('messages').dataset.channel; // the next user's rendering starts afresh
   $('app').hidden = true;
   $('whoami').hidden = true;
   $('sign-in').hidden = false;
