@@ -113,6 +113,8 @@ export const CONFIG = {
       'Create the slot as a PostgreSQL 17+ failover slot (synchronised to standbys).'),
     heartbeatMs: setting('WALCAST_HEARTBEAT_MS', 'relay', int(0, 3_600_000).default(5000),
       'Relay heartbeat (`pg_logical_emit_message`) keeping the slot moving while idle and measuring lag; 0 disables.'),
+    thread: setting('WALCAST_RELAY_THREAD', 'relay', bool.default(true),
+      'In a process that also runs the api or a gateway (`start`), run the relay in its own worker thread, so fan-out and HTTP load never delay reading the WAL. A process that runs only the relay keeps it on its main thread.'),
   },
   limits: {
     maxBodyBytes: setting('WALCAST_MAX_BODY_BYTES', 'http', int(256, 16 * 1024 * 1024).default(64 * 1024),
@@ -129,6 +131,8 @@ export const CONFIG = {
       'Subscriptions per connection; the one over answers `too_many_subscriptions`.'),
   },
   gateway: {
+    workers: setting('WALCAST_GATEWAY_WORKERS', 'gateway', int(1, 256).default(1),
+      'Processes serving one gateway instance\'s port (SO_REUSEPORT: the kernel spreads new connections over them), supervised: a dead one is replaced, SIGTERM drains them all. With `start` each worker also serves the API, and the supervising process keeps the relay and the in-process bus. Per-gateway limits (upgrade rate, connections per user) apply to each worker.'),
     ringSize: setting('WALCAST_RING_SIZE', 'gateway', int(0, 1_000_000).default(1024),
       'Recent frames kept per channel for catch-up without the database (at most; the ring grows as frames arrive).'),
     ringBytes: setting('WALCAST_RING_BYTES', 'gateway', int(0, 1024 * 1024 * 1024).default(256 * 1024),

@@ -3,13 +3,36 @@ import client from 'prom-client';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export function createMetrics() {
+/** Another thread's or process's samples (its registry's getMetricsAsJSON()), merged into /metrics. */
+export type MetricsSource = () => Promise<client.MetricObjectWithValues<client.MetricValue<string>>[]>;
+
+/**
+ * `defaults: false` leaves out Node's process metrics: a worker thread shares its process with
+ * the main thread, which reports them.
+ */
+export function createMetrics(o: { defaults?: boolean } = {}) {
   const registry = new client.Registry();
   // prom-client's own names already start with process_ or nodejs_: walcast_process_cpu_seconds_total.
-  client.collectDefaultMetrics({ register: registry, prefix: 'walcast_' });
+  if (o.defaults !== false) client.collectDefaultMetrics({ register: registry, prefix: 'walcast_' });
   const r = [registry];
+  const sources: MetricsSource[] = [];
   return {
     registry,
+    /** Merged into what render() serves: the relay thread's, or a gateway instance's workers'. */
+    sources,
+    /**
+     * The Prometheus text of this registry and every source: counters and histograms summed,
+     * gauges summed (connections, channels) unless declared otherwise. A source that does not
+     * answer is left out, never fatal.
+     */
+    async render(): Promise<string> {
+      if (sources.length === 0) return registry.metrics();
+      const parts = await Promise.all([registry.getMetricsAsJSON(), ...sources.map((s) => s().catch(() => []))]);
+      // prom-client omits e.g. process_start_time when aggregating; ours comes first, keep it.
+      const kept = parts.map((p) => p.map((m) => (m.aggregator === 'omit' ? { ...m, aggregator: 'first' as const } : m)));
+      return client.AggregatorRegistry.aggregate(kept).metrics();
+    },
+    contentType: registry.contentType,
     httpRequests: new client.Counter({ name: 'walcast_http_requests_total', help: 'HTTP API requests', labelNames: ['method', 'status'] as const, registers: r }),
     messagesStored: new client.Counter({ name: 'walcast_messages_stored_total', help: 'Messages stored by chat.postMessage (retries excluded)', registers: r }),
     writeBatchSize: new client.Histogram({ name: 'walcast_write_batch_size', help: 'Posts per group-commit transaction', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registers: r }),
@@ -44,7 +67,7 @@ export function createMetrics() {
     catchupCoalesced: new client.Counter({ name: 'walcast_gateway_catchup_coalesced_total', help: 'Catch-up pages served by joining a read already in flight (no extra query)', registers: r }),
     membershipBatches: new client.Counter({ name: 'walcast_gateway_membership_queries_total', help: 'Membership queries at subscribe (one per channel per batch)', registers: r }),
     gatewayDbInFlight: new client.Gauge({ name: 'walcast_gateway_db_reads_in_flight', help: 'Gateway database reads in flight (bounded by WALCAST_GATEWAY_DB_CONCURRENCY)', registers: r }),
-    gatewayDbInFlightMax: new client.Gauge({ name: 'walcast_gateway_db_reads_in_flight_max', help: 'Highest number of gateway database reads in flight at once since start', registers: r }),
+    gatewayDbInFlightMax: new client.Gauge({ name: 'walcast_gateway_db_reads_in_flight_max', help: 'Highest number of gateway database reads in flight at once since start', registers: r, aggregator: 'max' }),
     gatewayDbWaiting: new client.Gauge({ name: 'walcast_gateway_db_reads_waiting', help: 'Gateway database reads queued for a slot', registers: r }),
     wsDrained: new client.Counter({ name: 'walcast_ws_drained_total', help: 'Sockets closed by a graceful drain (1012 with a retry hint)', registers: r }),
     fanoutDeferred: new client.Counter({ name: 'walcast_gateway_fanout_deferred_total', help: 'Turns in which a channel used its fan-out budget and yielded to other channels', registers: r }),
@@ -54,6 +77,8 @@ export function createMetrics() {
     busShardSubscribes: new client.Counter({ name: 'walcast_bus_shard_subscribes_total', help: 'SSUBSCRIBEs confirmed by a master (Redis Cluster bus; first subscriptions and re-subscriptions), by shard', labelNames: ['shard'] as const, registers: r }),
     busShardSubscribeErrors: new client.Counter({ name: 'walcast_bus_shard_subscribe_errors_total', help: 'SSUBSCRIBEs that failed (Redis Cluster bus; retried with backoff), by shard', labelNames: ['shard'] as const, registers: r }),
     busShardLapses: new client.Counter({ name: 'walcast_bus_shard_subscriptions_lapsed_total', help: 'Subscriptions that may have lapsed (connection lost, failover, slot moved; Redis Cluster bus): each is re-subscribed, then its channel re-synced', labelNames: ['shard'] as const, registers: r }),
+    workers: new client.Gauge({ name: 'walcast_gateway_workers', help: 'Gateway worker processes of this instance that are up (WALCAST_GATEWAY_WORKERS)', registers: r }),
+    workerRestarts: new client.Counter({ name: 'walcast_gateway_worker_restarts_total', help: 'Gateway worker processes that exited unexpectedly and were replaced', registers: r }),
     fanoutShed: new client.Counter({ name: 'walcast_gateway_fanout_shed_total', help: 'Live events not queued because a channel queue was full (re-read from the database later)', registers: r }),
   };
 }

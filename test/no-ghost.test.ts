@@ -18,7 +18,6 @@ const admin = new pg.Client({ connectionString: db.adminUrl });
 await admin.connect();
 t.teardown(() => admin.end());
 
-const gauge = async (m: { get(): Promise<{ values: { value: number }[] }> }) => (await m.get()).values[0]?.value ?? 0;
 
 t.test('a transaction committed in the WAL but not yet visible is not delivered until it is', async (t) => {
   const { channel } = await alice.call('conversations.create', { name: 'ghost-window' });
@@ -45,7 +44,7 @@ t.test('a transaction committed in the WAL but not yet visible is not delivered 
   );
   // The relay has read the commit from the WAL: it holds it back (or, if it were wrong, sent it).
   await until(
-    async () => (await gauge(w.node.metrics.relayPipelineDepth)) >= 1 || ws.messages(channel.id).length > 0,
+    async () => ((await w.metric('walcast_relay_pipeline_depth')) ?? 0) >= 1 || ws.messages(channel.id).length > 0,
     'the relay to decode the transaction',
     30_000,
   );

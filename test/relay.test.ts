@@ -32,7 +32,7 @@ t.test('walsender terminated mid-stream: the relay reconnects from the slot, not
   const ws = await WsClient.connect(w.ws, await w.token('alice'));
   t.teardown(() => ws.close());
   await ws.subscribe(channel.id);
-  const restartsBefore = (await w.node.metrics.relayRestarts.get()).values[0]?.value ?? 0;
+  const restartsBefore = (await w.metric('walcast_relay_stream_restarts_total')) ?? 0;
   const seqs = await postThrough(channel.id, 120, 40, async () => {
     const r = await w.node.pool.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active`, [w.config.slot]);
     t.equal(r.rowCount, 1, 'terminated the walsender');
@@ -40,7 +40,7 @@ t.test('walsender terminated mid-stream: the relay reconnects from the slot, not
   t.ok(contiguous(seqs, 1, 120));
   await ws.waitForSeq(channel.id, 120, 30_000);
   t.ok(contiguous(ws.seqs(channel.id), 1, 120), 'client saw 1..120 once each, in order');
-  t.ok(((await w.node.metrics.relayRestarts.get()).values[0]?.value ?? 0) > restartsBefore, 'the stream was restarted');
+  t.ok(((await w.metric('walcast_relay_stream_restarts_total')) ?? 0) > restartsBefore, 'the stream was restarted');
   await until(() => w.node.relay!.isStreaming(), 'relay streaming again');
 });
 

@@ -85,7 +85,7 @@ function render(s) {
 
   if (s.relay) {
     fact('relay-state', s.relay.state);
-    fact('relay-lsn', s.relay.confirmed_lsn);
+    fact('relay-lsn', s.relay.confirmed_lsn, s.relay.confirmed_lsn ?? '– (the relay runs in its own thread)');
     fact('relay-heartbeat', s.relay.heartbeat_lag_s, seconds(s.relay.heartbeat_lag_s));
   } else {
     fact('relay-state', null, 'no relay in this process (see "streamed by a relay" below)');
@@ -119,6 +119,11 @@ function render(s) {
     for (const id of ['gw-connections', 'gw-subscriptions', 'gw-channels']) fact(id, null, 'no gateway in this process');
   }
 
+  if (previous && previous.pid !== s.pid) {
+    // Gateway workers (WALCAST_GATEWAY_WORKERS) share the port: each poll reaches one of them.
+    $('pid-note').hidden = false;
+    $('pid-note').textContent = `Answers came from another process (pid ${previous.pid}, then ${s.pid}): the process restarted, or several share this port (gateway workers); rates restart. The instance as a whole: /metrics, or this page on the ops listener.`;
+  }
   const c = s.counters;
   if (previous && now > previous.now && s.pid === previous.pid) {
     const dt = (now - previous.now) / 1000;

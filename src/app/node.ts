@@ -8,9 +8,11 @@ import { Changes } from '../chat/changes.js';
 import { Channels } from '../chat/channels.js';
 import { Users } from '../chat/users.js';
 import { Messages, type WriteHooks } from '../chat/messages.js';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { createPool, type Pool } from '../db/pool.js';
-import { Relay } from '../cdc/relay.js';
+import { Relay, type RelayHandle } from '../cdc/relay.js';
+import { RelayThread } from '../cdc/relay-thread.js';
+import { publisherView } from '../bus/bridge.js';
 import { Gateway } from '../gateway/gateway.js';
 import { mountApi } from '../api/server.js';
 import { busPresence } from '../api/presence.js';
@@ -52,6 +54,15 @@ export interface NodeOptions {
   sharePort?: boolean;
   roles: readonly Role[];
   log: Logger;
+  /** The relay thread's log level (default WALCAST_LOG_LEVEL): a Logger cannot cross threads. */
+  logLevel?: Config['logLevel'];
+  /** A bus made elsewhere (a gateway worker's bridge to its supervisor); default: the one the config names. */
+  bus?: Bus;
+  /** false: no listener on PORT (a supervisor, whose workers hold it); the ops listener still runs. */
+  publicListener?: boolean;
+  /** More readiness checks (a supervisor's workers) and facts for the detailed /readyz. */
+  checks?: Record<string, ReadinessCheck>;
+  info?: Record<string, unknown>;
   /** The write path's extension point (chat/messages.ts); only the benchmarks set it. */
   writeHooks?: WriteHooks;
   /** The demo page at / (api and gateway roles only) and dev tokens (`start` on the embedded database only); default: neither. */
@@ -59,7 +70,7 @@ export interface NodeOptions {
 }
 
 export interface WalcastNode {
-  /** The address and port actually bound. */
+  /** The address and port actually bound (port 0 without a public listener). */
   host: string;
   port: number;
   /** The ops listener's port (WALCAST_OPS_PORT), if any. */
@@ -69,9 +80,12 @@ export interface WalcastNode {
   revoke(user: string): Promise<RevokeResult>;
   pool: Pool;
   bus: Bus;
-  relay: Relay | null;
+  /** The relay, on this thread or in its own (WALCAST_RELAY_THREAD). */
+  relay: RelayHandle | null;
   gateway: Gateway | null;
   metrics: Metrics;
+  /** Every readiness check passes (what /readyz answers). */
+  ready(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -83,7 +97,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const roles = new Set(o.roles);
   const metrics = createMetrics();
   const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
-  const bus = await createBus(config, log, metrics);
+  const bus = o.bus ?? (await createBus(config, log, metrics));
   const channels = new Channels(pool, { inviteUnknownUsers: config.inviteUnknownUsers });
   const changes = new Changes(pool);
   const users = new Users(pool);
@@ -145,17 +159,22 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
 
   const checks: Record<string, ReadinessCheck> = {
     database: async () => (await pool.query('SELECT 1')).rowCount === 1,
+    ...o.checks,
   };
+  const info = { bus: bus.kind, ...o.info };
 
-  let relay: Relay | null = null;
+  let relay: RelayHandle | null = null;
   if (roles.has('relay')) {
-    relay = new Relay(
-      { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover },
-      pool,
-      bus,
-      log.child({ role: 'relay' }),
-      metrics,
-    );
+    const options = { databaseUrl: o.databaseUrl, slot: config.slot, heartbeatMs: config.relay.heartbeatMs, slotFailover: config.relay.slotFailover };
+    const serving = roles.has('api') || roles.has('gateway');
+    relay = config.relay.thread && serving
+      ? new RelayThread(
+          { databaseUrl: o.databaseUrl, options, logLevel: o.logLevel ?? config.logLevel, bindings: { pid: process.pid, role: 'relay', thread: 'relay' } },
+          () => publisherView(bus),
+          metrics,
+          log.child({ role: 'relay' }),
+        )
+      : new Relay(options, pool, bus, log.child({ role: 'relay' }), metrics);
     checks.relay = () => relay!.isStreaming();
   }
   if (roles.has('relay') || roles.has('gateway')) checks.bus = () => bus.isUp();
@@ -184,26 +203,26 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const adminToken = o.adminToken !== undefined ? o.adminToken : (config.auth.adminToken ?? null);
   const opsLog = log.child({ mod: 'ops' });
   const state = opsState({ role, bus, pool, slot: config.slot, checks, relay, gateway, metrics, problems });
-  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info: { bus: bus.kind }, state, log: opsLog });
+  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info, state, log: opsLog });
   mountStatic(app, log);
   const demo = !!o.pages?.demo && (roles.has('api') || roles.has('gateway'));
   mountPages(app, { demo, devTokens: demo && !!o.pages?.devTokens, tokens, maxLifetimeS: config.auth.maxLifetimeS, log });
   mountNotFound(app, log);
 
   const host = config.host ?? o.defaultHost ?? '0.0.0.0';
-  const listenSocket = await listen(uws, app, host, config.port, !o.sharePort);
-  const port = uws.us_socket_local_port(listenSocket);
+  const listenSocket = o.publicListener === false ? null : await listen(uws, app, host, config.port, !o.sharePort);
+  const port = listenSocket ? uws.us_socket_local_port(listenSocket) : 0;
   let opsSocket: us_listen_socket | null = null;
   let opsPort: number | null = null;
   if (config.auth.opsPort !== undefined) {
     const ops = uws.App();
-    mountOps(ops, { metrics, checks, role, access: 'open', revoke, info: { bus: bus.kind }, state, log: opsLog });
+    mountOps(ops, { metrics, checks, role, access: 'open', revoke, info, state, log: opsLog });
     mountPages(ops, { demo: false, devTokens: false, log });
     mountNotFound(ops, log);
     try {
       opsSocket = await listen(uws, ops, config.auth.opsHost, config.auth.opsPort, true);
     } catch (e) {
-      uws.us_listen_socket_close(listenSocket);
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
       throw e;
     }
     opsPort = uws.us_socket_local_port(opsSocket);
@@ -213,7 +232,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
-      uws.us_listen_socket_close(listenSocket);
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
       if (opsSocket) uws.us_listen_socket_close(opsSocket);
       if (revocationTimer) clearInterval(revocationTimer);
       await gateway?.close();
@@ -223,7 +242,9 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
       await pool.end().catch(() => {});
     })());
 
-  return { host, port, opsPort, tokens, revoke, pool, bus, relay, gateway, metrics, close };
+  const ready = async () =>
+    (await Promise.all(Object.values(checks).map((c) => Promise.resolve(c()).catch(() => false)))).every(Boolean);
+  return { host, port, opsPort, tokens, revoke, pool, bus, relay, gateway, metrics, ready, close };
 }
 
 /** Everything else: 404 unknown_method (and ambiguous framing closed, as on the API). */
@@ -242,7 +263,7 @@ function mountNotFound(app: TemplatedApp, log: Logger): void {
  */
 function listen(uws: ReturnType<typeof loadUws>, app: TemplatedApp, host: string, port: number, exclusive: boolean): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
-    const done = (s: us_listen_socket | false) => (s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`)));
+    const done = (s: us_listen_socket | false) => (s ? resolve(s) : reject(new ConfigError(`cannot listen on ${host}:${port}: the address is in use (another walcast?) or not available; set PORT or HOST`)));
     // uWS.js takes (host, port, options, callback); its typings only list (port, options, callback).
     const listenWithOptions = app.listen as unknown as (h: string, p: number, opts: number, cb: (s: us_listen_socket | false) => void) => void;
     if (exclusive) listenWithOptions.call(app, host, port, (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1, done);

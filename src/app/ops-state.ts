@@ -2,9 +2,10 @@
 // it. The replication slot is read from the database (as `walcast slot status` does), so any
 // process with a database pool can show the slot's lag and retained WAL, also while no relay
 // runs; the relay's own state, the gateway's sockets and the counters are this process's only.
-// Counters are totals since start; the page turns them into rates between two polls.
+// Counters are totals since start, with what the process merges into its /metrics (the relay
+// thread's, a gateway instance's workers'); the page turns them into rates between two polls.
 import type { Bus } from '../bus/bus.js';
-import { PUBLICATION, type Relay } from '../cdc/relay.js';
+import { PUBLICATION, type RelayHandle } from '../cdc/relay.js';
 import { slotStatus, type SlotStatus } from '../cdc/slot.js';
 import type { Pool } from '../db/pool.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -18,7 +19,7 @@ export interface OpsStateDeps {
   pool: Pool;
   slot: string;
   checks: Record<string, ReadinessCheck>;
-  relay: Relay | null;
+  relay: RelayHandle | null;
   gateway: Gateway | null;
   metrics: Metrics;
   problems: RecentProblems;
@@ -34,7 +35,7 @@ export interface OpsState {
   bus: { kind: string; up: boolean };
   checks: Record<string, boolean>;
   /** Null when this process runs no relay. */
-  relay: { state: string; confirmed_lsn: string; heartbeat_lag_s: number } | null;
+  relay: { state: string; confirmed_lsn: string | null; heartbeat_lag_s: number } | null;
   /** Read from the database; `error` when it cannot be read. */
   slot: SlotStatus | { error: string };
   /** Null when this process runs no gateway. */
@@ -58,11 +59,13 @@ export interface OpsState {
 const SLOT_CACHE_MS = 1000;
 
 type Labels = Partial<Record<string, string | number>>;
-type Summable = { get(): Promise<{ values: { value: number; labels: Labels }[] }> };
+type Sample = { name: string; values: { value: number; labels: Labels }[] };
 
-async function sum(metric: Summable, keep: (labels: Labels) => boolean = () => true): Promise<number> {
-  const { values } = await metric.get();
-  return values.reduce((n, v) => (keep(v.labels) ? n + v.value : n), 0);
+/** The sum of a metric's samples (whose labels pass `keep`) over every registry merged here. */
+function sum(samples: readonly Sample[], name: string, keep: (labels: Labels) => boolean = () => true): number {
+  let n = 0;
+  for (const m of samples) if (m.name === name) for (const v of m.values) if (keep(v.labels)) n += v.value;
+  return n;
 }
 
 export function opsState(d: OpsStateDeps): () => Promise<OpsState> {
@@ -77,24 +80,12 @@ export function opsState(d: OpsStateDeps): () => Promise<OpsState> {
   return async () => {
     const m = d.metrics;
     const status = (min: number, max: number) => (l: Labels) => Number(l.status) >= min && Number(l.status) <= max;
-    const [checks, slotNow, counters, heartbeatLag] = await Promise.all([
+    const [checks, slotNow, samples] = await Promise.all([
       Promise.all(Object.entries(d.checks).map(async ([name, check]) => [name, await Promise.resolve(check()).catch(() => false)] as const)),
       readSlot(),
-      Promise.all([
-        sum(m.messagesStored),
-        sum(m.wsFramesOut),
-        sum(m.relayTransactions),
-        sum(m.relayEvents),
-        sum(m.httpRequests),
-        sum(m.httpRequests, status(400, 499)),
-        sum(m.httpRequests, status(500, 599)),
-        sum(m.rateLimited),
-        sum(m.wsRefused),
-        sum(m.wsSlowClosed),
-      ]),
-      sum(m.relayLagSeconds),
+      Promise.all([m.registry.getMetricsAsJSON(), ...m.sources.map((source) => source().catch(() => []))]).then((parts) => parts.flat() as Sample[]),
     ]);
-    const [messagesStored, framesDelivered, relayTransactions, relayEvents, httpRequests, http4xx, http5xx, rateLimited, upgradesRefused, slowClosed] = counters;
+    const total = (name: string, keep?: (labels: Labels) => boolean) => sum(samples, name, keep);
     const g = d.gateway;
     return {
       now: Date.now(),
@@ -104,20 +95,22 @@ export function opsState(d: OpsStateDeps): () => Promise<OpsState> {
       rss_bytes: process.memoryUsage.rss(),
       bus: { kind: d.bus.kind, up: d.bus.isUp() },
       checks: Object.fromEntries(checks),
-      relay: d.relay ? { state: d.relay.status, confirmed_lsn: d.relay.confirmedLsn, heartbeat_lag_s: heartbeatLag } : null,
+      relay: d.relay
+        ? { state: d.relay.status, confirmed_lsn: 'confirmedLsn' in d.relay ? String(d.relay.confirmedLsn) : null, heartbeat_lag_s: total('walcast_relay_lag_seconds') }
+        : null,
       slot: slotNow,
       gateway: g ? { connections: g.connections, max_connections: g.maxConnections, subscriptions: g.subscriptions, channels: g.channels } : null,
       counters: {
-        messages_stored: messagesStored!,
-        frames_delivered: framesDelivered!,
-        relay_transactions: relayTransactions!,
-        relay_events: relayEvents!,
-        http_requests: httpRequests!,
-        http_client_errors: http4xx!,
-        http_server_errors: http5xx!,
-        rate_limited: rateLimited!,
-        upgrades_refused: upgradesRefused!,
-        slow_consumers_closed: slowClosed!,
+        messages_stored: total('walcast_messages_stored_total'),
+        frames_delivered: total('walcast_ws_message_frames_total'),
+        relay_transactions: total('walcast_relay_transactions_total'),
+        relay_events: total('walcast_relay_events_total'),
+        http_requests: total('walcast_http_requests_total'),
+        http_client_errors: total('walcast_http_requests_total', status(400, 499)),
+        http_server_errors: total('walcast_http_requests_total', status(500, 599)),
+        rate_limited: total('walcast_rate_limited_total'),
+        upgrades_refused: total('walcast_ws_upgrades_refused_total'),
+        slow_consumers_closed: total('walcast_ws_slow_consumers_closed_total'),
       },
       problems: { total: d.problems.total, recent: d.problems.list() },
     };

@@ -91,7 +91,10 @@ export function mountOps(app: TemplatedApp, o: OpsOptions): void {
     const reply = track(res);
     const denied = operator(req.getHeader('authorization'), addressOf(res, req.getHeader('x-forwarded-for')));
     if (denied) return void sendError(res, reply, denied, o.log);
-    void o.metrics.registry.metrics().then((text) => send(res, reply, 200, text, o.metrics.registry.contentType));
+    void o.metrics.render().then(
+      (text) => send(res, reply, 200, text, o.metrics.contentType),
+      (e: unknown) => sendError(res, reply, new WalcastError('unavailable', `metrics could not be gathered: ${(e as Error)?.message ?? e}`), o.log),
+    );
   });
   if (o.state) {
     const state = o.state;

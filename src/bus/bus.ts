@@ -43,7 +43,8 @@ export type BusStateHandler = (up: boolean) => void;
 export type BusResubscribedHandler = (channels: readonly string[]) => void;
 
 export interface Bus {
-  readonly kind: 'memory' | 'redis' | 'redis-cluster';
+  /** `bridge`: the bus of another thread or process, reached through a message channel (bridge.ts). */
+  readonly kind: 'memory' | 'redis' | 'redis-cluster' | 'bridge';
   /** Resolves once the broker has accepted every event, in order; the relay acknowledges only then. */
   publish(events: readonly BusEvent[]): Promise<void>;
   /** Receive a channel's events from now on; resolves once the subscription is active. */

@@ -26,6 +26,11 @@ export class MemoryBus implements Bus {
     for (const event of events) this.broker.deliver(event);
   }
 
+  /** Another bus on the same broker (for a worker reached through the bridge). */
+  sibling(): MemoryBus {
+    return new MemoryBus(this.broker);
+  }
+
   async subscribe(channel: string): Promise<void> {
     if (this.closed) throw new Error('bus closed');
     this.subscribed.add(channel);

@@ -59,7 +59,16 @@ export interface RelayOptions {
 
 export type RelayState = 'idle' | 'connecting' | 'streaming' | 'standby' | 'stopped';
 
-export class Relay {
+/** What a process holds of its relay, on its own thread (Relay) or in a worker thread (RelayThread). */
+export interface RelayHandle {
+  readonly status: RelayState;
+  isStreaming(): boolean;
+  start(): void;
+  /** Finish and acknowledge what was read, then end the stream. */
+  stop(): Promise<void>;
+}
+
+export class Relay implements RelayHandle {
   private state: RelayState = 'idle';
   private service: LogicalReplicationService | null = null;
   private assembler = new TransactionAssembler();
@@ -75,6 +84,7 @@ export class Relay {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
+  private readonly stateListeners: ((s: RelayState) => void)[] = [];
 
   constructor(
     private readonly opts: RelayOptions,
@@ -90,6 +100,11 @@ export class Relay {
 
   isStreaming(): boolean {
     return this.state === 'streaming';
+  }
+
+  /** Called on every state change (the relay thread reports them to its process). */
+  onStateChange(listener: (s: RelayState) => void): void {
+    this.stateListeners.push(listener);
   }
 
   /** The last LSN this relay reported as confirmed (for tests and diagnostics). */
@@ -340,8 +355,10 @@ export class Relay {
   }
 
   private setState(s: RelayState): void {
+    if (s === this.state) return;
     this.state = s;
     this.metrics.relayState.set(s === 'streaming' ? 1 : 0);
+    for (const l of this.stateListeners) l(s);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,14 +1,14 @@
 // walcast's command line. Configuration comes from the environment (see src/config.ts);
 // a few flags override it.
 import { parseArgs } from 'node:util';
-import { resolveAdminToken, resolveSecret, Tokens, type TokenOptions } from '../auth/tokens.js';
+import { resolveAdminToken, resolveSecret, Tokens } from '../auth/tokens.js';
 import { ConfigError, configMarkdown, loadConfig, settings, type Config } from '../config.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
+import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
-import { checkReplicationPrerequisites, PrerequisiteError } from '../db/prereqs.js';
+import { PrerequisiteError } from '../db/prereqs.js';
 import { createLogger, type Logger } from '../log.js';
-import { startNode, type Role } from '../app/node.js';
+import { serve, tokenOptions } from '../app/serve.js';
+import { runWorker } from '../app/worker.js';
 import { runSlotCommand } from './slot.js';
 
 const USAGE = `walcast: real-time fan-out of committed PostgreSQL rows over WebSockets
@@ -69,6 +69,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'relay':
     case 'gateway':
       return serve(config, log, [command], false);
+    case 'worker':
+      // Not for people: what a supervisor forks for each gateway worker (WALCAST_GATEWAY_WORKERS).
+      return runWorker(config, log);
     case 'migrate':
       return withDatabase(config, log, async (url) => {
         await migrate(url);
@@ -128,11 +131,6 @@ class UsageError extends Error {
   readonly code = 'usage';
 }
 
-/** What signing needs to know of the configuration: the lifetime cap, and iss/aud to stamp. */
-function tokenOptions(config: Config): TokenOptions {
-  return { maxLifetimeS: config.auth.maxLifetimeS, issuer: config.auth.jwtIssuer, audience: config.auth.jwtAudience };
-}
-
 /**
  * `walcast revoke <user>`: asks a running walcast (the ops listener if WALCAST_OPS_PORT is set,
  * else PORT on this machine, or --url) to revoke, with the admin token; that process stores the
@@ -162,87 +160,6 @@ async function withDatabase(config: Config, log: Logger, fn: (url: string) => Pr
   } finally {
     await db.stop();
   }
-}
-
-async function serve(config: Config, log: Logger, roles: Role[], standalone: boolean): Promise<number> {
-  if (!standalone && !config.redisUrl && !config.redisClusterNodes && (roles.includes('relay') || roles.includes('gateway'))) {
-    log.warn('neither REDIS_URL nor REDIS_CLUSTER_NODES is set: the in-process bus only connects roles inside this process, so this one will not reach the others');
-  }
-  let embedded: EmbeddedDatabase | null = null;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    if (!standalone) throw new ConfigError(`walcast ${roles.join(',')} needs DATABASE_URL`);
-    embedded = await startEmbeddedPostgres(config.dataDir, log.child({ mod: 'postgres' }));
-    databaseUrl = embedded.url;
-    log.info('embedded PostgreSQL running', { port: embedded.port, dataDir: config.dataDir });
-  }
-  const stopEmbedded = async () => {
-    await embedded?.stop().catch(() => {});
-  };
-  let node;
-  try {
-    if (standalone || roles.includes('relay')) {
-      const pool = createPool(databaseUrl, 1);
-      try {
-        await checkReplicationPrerequisites(pool);
-      } finally {
-        await pool.end();
-      }
-    }
-    if (standalone) await migrate(databaseUrl);
-    // Identity-provider tokens only (WALCAST_JWKS_URL without a secret): no HS256 at all.
-    const secret = !config.secret && config.auth.jwksUrl && !standalone ? null : await resolveSecret(config.secret, config.dataDir, standalone);
-    const adminToken = standalone ? await resolveAdminToken(config.auth.adminToken, config.dataDir, true) : (config.auth.adminToken ?? null);
-    // The demo page: by default only on `start` with the embedded database, the one setup that
-    // may also mint dev tokens (for a browser on this machine; docs/security.md).
-    const embeddedDefaults = standalone && embedded !== null;
-    const pages = { demo: config.demoPage ?? embeddedDefaults, devTokens: embeddedDefaults };
-    node = await startNode({ config, databaseUrl, secret, adminToken, roles, log, pages, defaultHost: standalone ? '127.0.0.1' : '0.0.0.0' });
-    // The address actually bound; "all interfaces" is reachable on this machine at 127.0.0.1.
-    const local = node.host === '0.0.0.0' || node.host === '::' ? '127.0.0.1' : node.host.includes(':') ? `[${node.host}]` : node.host;
-    const base = `http://${local}:${node.port}`;
-    log.info('walcast running', { roles, listening: `${node.host}:${node.port}`, url: base, opsPort: node.opsPort, source: config.source, bus: node.bus.kind });
-    if (!adminToken && !config.auth.opsPort) log.warn('neither WALCAST_ADMIN_TOKEN nor WALCAST_OPS_PORT is set: /metrics and /admin/* answer 401 here');
-    if (standalone) {
-      const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', Math.min(config.tokenTtlS, config.auth.maxLifetimeS));
-      const where = local === node.host ? '' : `  (listening on ${node.host}:${node.port}: every interface)`;
-      process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)${where}\n`);
-      if (pages.demo) process.stdout.write(`open ${base} in a browser: the demo chat${pages.devTokens ? ' (sign in as any user name)' : ' (sign in with a token)'}; the ops page is ${base}/ops\n`);
-      process.stdout.write(`demo token (user "demo"): ${demo}\n`);
-      process.stdout.write(`admin token (for /metrics, /readyz details, /admin/*; kept in ${config.dataDir}/admin-token): ${adminToken}\n`);
-      if (node.opsPort !== null) process.stdout.write(`ops endpoints: http://${config.auth.opsHost}:${node.opsPort}\n`);
-    }
-  } catch (e) {
-    await node?.close();
-    await stopEmbedded();
-    throw e;
-  }
-
-  const running = node;
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info('stopping', { signal });
-      const force = setTimeout(() => {
-        log.error('graceful stop timed out; exiting');
-        process.exit(1);
-      }, config.shutdownTimeoutMs);
-      force.unref();
-      void running
-        .close()
-        .then(stopEmbedded)
-        .then(() => {
-          clearTimeout(force);
-          resolve();
-        });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  log.info('stopped');
-  return 0;
 }
 
 export async function run(argv: string[]): Promise<void> {

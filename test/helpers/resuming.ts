@@ -9,6 +9,8 @@ export class ResumingClient {
   readonly seqs: number[] = [];
   readonly arrivals: number[] = [];
   reconnects = 0;
+  /** Close code of every connection that ended. */
+  readonly closes: number[] = [];
   private last: number;
   private ws: WebSocket | null = null;
   private stopped = false;
@@ -67,7 +69,8 @@ export class ResumingClient {
         this.reconnects++;
         setTimeout(() => void this.connect().catch(() => {}), 100);
       };
-      ws.on('close', () => {
+      ws.on('close', (code) => {
+        this.closes.push(code);
         if (this.ws === ws) retry();
       });
       ws.on('error', () => {});

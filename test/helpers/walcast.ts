@@ -3,6 +3,7 @@ import { startNode, type Role, type WalcastNode } from '../../src/app/node.js';
 import { Tokens } from '../../src/auth/tokens.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
+import { metric, scrape } from '../../harness/load/metrics.js';
 
 export const SECRET = 'test-secret-test-secret-test-secret';
 /** WALCAST_ADMIN_TOKEN of every test node: /metrics, /readyz details, /admin/*. */
@@ -16,6 +17,8 @@ export interface Running {
   ws: string;
   token(user: string, ttl?: number): Promise<string>;
   tokens: Tokens;
+  /** A metric summed over its labels, as GET /metrics serves it (the relay thread's included); undefined when it has no sample. */
+  metric(name: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -26,7 +29,7 @@ interface Teardown {
 export async function startWalcast(
   t: Teardown,
   databaseUrl: string,
-  opts: { env?: Record<string, string>; roles?: Role[] } = {},
+  opts: { env?: Record<string, string>; roles?: Role[]; waitForRelay?: boolean } = {},
 ): Promise<Running> {
   const config = loadConfig({
     PORT: '0',
@@ -42,8 +45,9 @@ export async function startWalcast(
     WALCAST_INVITE_UNKNOWN_USERS: '1',
     ...opts.env,
   });
-  const log = createLogger(process.env.TEST_LOG === '1' ? 'debug' : 'error');
-  const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log });
+  const logLevel = process.env.TEST_LOG === '1' ? 'debug' : 'error';
+  const log = createLogger(logLevel);
+  const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log, logLevel });
   const tokens = new Tokens(SECRET, { maxLifetimeS: config.auth.maxLifetimeS, issuer: config.auth.jwtIssuer, audience: config.auth.jwtAudience });
   let closed = false;
   const close = async () => {
@@ -52,8 +56,22 @@ export async function startWalcast(
     await node.close();
   };
   t.teardown(close);
+  // As a client would wait for /readyz: the relay streams (in its thread, it takes a moment to start).
+  if (opts.waitForRelay !== false && node.relay) await until(() => node.relay!.isStreaming(), 'the relay streaming', 60_000);
   const base = `http://127.0.0.1:${node.port}`;
-  return { node, config, base, ws: `ws://127.0.0.1:${node.port}/v1/ws`, token: (u, ttl = 3600) => tokens.sign(u, ttl), tokens, close };
+  return {
+    node,
+    config,
+    base,
+    ws: `ws://127.0.0.1:${node.port}/v1/ws`,
+    token: (u, ttl = 3600) => tokens.sign(u, ttl),
+    tokens,
+    metric: async (name) => {
+      const samples = await scrape(base, ADMIN_TOKEN);
+      return Object.keys(samples).some((k) => k === name || k.startsWith(`${name}{`)) ? metric(samples, name) : undefined;
+    },
+    close,
+  };
 }
 
 /** Waits until `cond` holds, polling; fails with `what` after `ms`. */
