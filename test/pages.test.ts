@@ -8,7 +8,7 @@ import { startRole } from '../harness/roles.js';
 import { freePort } from '../src/db/embedded.js';
 import { startChild } from './helpers/child.js';
 import { startTestDatabase } from './helpers/postgres.js';
-import { ADMIN_TOKEN, SECRET } from './helpers/walcast.js';
+import { ADMIN_TOKEN, SECRET, until } from './helpers/walcast.js';
 
 const db = await startTestDatabase(t, { migrate: true });
 
@@ -17,6 +17,7 @@ const devToken = (base: string) => status(`${base}/dev/token`, { method: 'POST',
 
 t.test('walcast start with DATABASE_URL: no demo page, no dev tokens; the ops page', async (t) => {
   const w = await startChild(t, db.url);
+  await until(async () => (await status(`${w.base}/readyz`)) === 200, 'walcast ready (the relay made its slot)', 60_000);
   t.equal(await status(`${w.base}/`), 404, 'GET / is 404');
   t.equal(await status(`${w.base}/web/demo.js`), 404, 'nor its script');
   t.equal(await devToken(w.base), 404, 'POST /dev/token does not exist');
@@ -60,4 +61,15 @@ t.test('the relay role never serves the demo page', async (t) => {
   t.equal(s.role, 'relay');
   t.ok(s.relay, 'with the relay\'s own state');
   t.equal(s.gateway, null, 'and no gateway');
+});
+
+t.test('gateway workers (WALCAST_GATEWAY_WORKERS) serve the demo page on the shared port', async (t) => {
+  const opsPort = await freePort();
+  const w = await startChild(t, db.url, { WALCAST_DEMO_PAGE: '1', WALCAST_GATEWAY_WORKERS: '2', WALCAST_SLOT: 'walcast_pages_workers', WALCAST_OPS_PORT: String(opsPort) });
+  // The supervisor's readiness (its ops listener) includes every worker's: all of them listen.
+  // (Stopping the instance while a worker still starts can leave that worker running.)
+  await until(async () => (await status(`http://127.0.0.1:${opsPort}/readyz`).catch(() => 0)) === 200, 'every worker ready', 60_000);
+  // Fresh connections, spread by the kernel over both workers.
+  for (let i = 0; i < 6; i++) t.equal((await fetch(`${w.base}/`, { headers: { connection: 'close' } })).status, 200, `GET / (${i + 1})`);
+  t.equal(await devToken(w.base), 404, 'no dev tokens with DATABASE_URL');
 });
