@@ -23,6 +23,7 @@ RUN npm ci --omit=dev --ignore-scripts && npm rebuild && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin/walcast.js ./bin/
 COPY drizzle ./drizzle
+COPY web ./web
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s \

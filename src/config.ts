@@ -103,6 +103,9 @@ export const CONFIG = {
       'Comma-separated addresses or IPv4 CIDRs of proxies whose `X-Forwarded-For` is believed (the client address for per-address limits). Unset: the peer address.',
       '(none)'),
   },
+  demoPage: setting('WALCAST_DEMO_PAGE', 'security', bool.optional(),
+    'The demo chat page at `/` (served by `start`, `api` and `gateway`). Unset: on only for `walcast start` with the embedded database; `1` turns it on elsewhere too, `0` off. Signing in without a token (dev tokens) works only on `walcast start` with the embedded database and from loopback (docs/security.md); elsewhere visitors paste a token.',
+    'on for `start` on the embedded database, else off'),
   slot: setting('WALCAST_SLOT', 'relay', z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _').default('walcast'),
     'Replication slot name (the publication is `walcast`).'),
   relay: {

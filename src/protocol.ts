@@ -328,6 +328,15 @@ export const PATHS = {
   /** The HTTP API described as OpenAPI 3.1. */
   openapi: '/openapi.json',
   admin: '/admin/',
+  /** The demo chat page (WALCAST_DEMO_PAGE) and the operators' page. */
+  demo: '/',
+  ops: '/ops',
+  /** The ops page's data, for operators (as /metrics). */
+  opsState: '/ops/state.json',
+  /** The pages' scripts and styles. */
+  pageAssets: '/web/',
+  /** POST {"user"}: a short-lived token, only on `walcast start` with the embedded database, from loopback. */
+  devToken: '/dev/token',
 } as const;
 
 // ---------------------------------------------------------------------------------- SSE

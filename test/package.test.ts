@@ -87,7 +87,7 @@ t.before(async () => {
 });
 
 t.test('the tarball holds the build, not the sources or the tools', async (t) => {
-  for (const f of ['bin/walcast.js', 'dist/cli/main.js', 'dist/sdk/index.d.ts', 'dist/sdk/node.d.ts', 'dist/browser/sdk.js', 'drizzle/0000_init.sql', 'drizzle/meta/_journal.json', 'README.md']) {
+  for (const f of ['bin/walcast.js', 'dist/cli/main.js', 'dist/sdk/index.d.ts', 'dist/sdk/node.d.ts', 'dist/browser/sdk.js', 'drizzle/0000_init.sql', 'drizzle/meta/_journal.json', 'README.md', 'web/index.html', 'web/demo.js', 'web/ops.html', 'web/ops.js', 'web/charts.js', 'web/style.css']) {
     t.ok(existsSync(path.join(pkgDir, f)), `has ${f}`);
   }
   for (const f of ['src', 'test', 'bin/walcast-dev.js', 'tsconfig.json']) t.notOk(existsSync(path.join(pkgDir, f)), `no ${f}`);
@@ -218,6 +218,15 @@ console.log(texts.join(','));`,
   t.match(sdk.headers.get('content-type'), /^text\/javascript/);
   writeFileSync(path.join(app, 'served-sdk.mjs'), await sdk.text());
   t.equal((await run(process.execPath, ['--input-type=module', '-e', "console.log(typeof (await import('./served-sdk.mjs')).createClient)"], app)).trim(), 'function', 'the served bundle is an ES module exporting the SDK');
+
+  // The pages, from web/ in the package (served by dist/app/pages.js): the demo page is on
+  // because this start runs the embedded database.
+  const page = await fetch(`${base}/`);
+  t.equal(page.status, 200, 'GET / (the demo page)');
+  t.match(await page.text(), /src="\/web\/demo\.js"/);
+  for (const f of ['/web/demo.js', '/web/style.css', '/ops', '/web/ops.js', '/web/charts.js']) t.equal((await fetch(base + f)).status, 200, `GET ${f}`);
+  const state = await fetch(`${base}/ops/state.json`, { headers: { authorization: `Bearer ${adminToken}` } });
+  t.equal(state.status, 200, 'GET /ops/state.json with the admin token');
 
   const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
   t.match(metrics, /^walcast_process_cpu_seconds_total /m, 'process metrics under walcast_process_');

@@ -47,10 +47,12 @@ export const deleteMessage = z.object({ channel: channelId, seq });
 
 export const reaction = z.object({ channel: channelId, seq, name: storable(64).pipe(z.string().min(1, 'name is empty')) });
 
+// Up to Number.MAX_SAFE_INTEGER, which the SDK passes as before_seq for "the latest page".
 const seqParam = z
   .string()
-  .regex(/^\d{1,15}$/, 'must be a non-negative integer')
-  .transform(Number);
+  .regex(/^\d{1,16}$/, 'must be a non-negative integer')
+  .transform(Number)
+  .pipe(z.number().max(Number.MAX_SAFE_INTEGER, 'must be at most 2^53 - 1'));
 
 export const getMessage = z.object({ channel: channelId, seq: seqParam });
 

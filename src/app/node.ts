@@ -25,6 +25,9 @@ import type { Logger } from '../log.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { mountOps, type ReadinessCheck, type RevokeResult } from './ops.js';
 import { mountStatic } from './static.js';
+import { mountPages } from './pages.js';
+import { opsState } from './ops-state.js';
+import { RecentProblems } from './recent-log.js';
 
 /** How often every process re-reads the revocations table (a bus event may have been lost). */
 const REVOCATION_POLL_MS = 5000;
@@ -62,6 +65,8 @@ export interface NodeOptions {
   info?: Record<string, unknown>;
   /** The write path's extension point (chat/messages.ts); only the benchmarks set it. */
   writeHooks?: WriteHooks;
+  /** The demo page at / (api and gateway roles only) and dev tokens (`start` on the embedded database only); default: neither. */
+  pages?: { demo: boolean; devTokens: boolean };
 }
 
 export interface WalcastNode {
@@ -85,7 +90,10 @@ export interface WalcastNode {
 }
 
 export async function startNode(o: NodeOptions): Promise<WalcastNode> {
-  const { config, log } = o;
+  const { config } = o;
+  // Warnings and errors are also kept for the ops page (/ops/state.json).
+  const problems = new RecentProblems();
+  const log = problems.wrap(o.log);
   const roles = new Set(o.roles);
   const metrics = createMetrics();
   const pool = createPool(o.databaseUrl, poolSize(config, roles), `walcast-${[...roles].join('+')}`);
@@ -194,8 +202,11 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const role = [...roles].join('+');
   const adminToken = o.adminToken !== undefined ? o.adminToken : (config.auth.adminToken ?? null);
   const opsLog = log.child({ mod: 'ops' });
-  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info, log: opsLog });
+  const state = opsState({ role, bus, pool, slot: config.slot, checks, relay, gateway, metrics, problems });
+  mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info, state, log: opsLog });
   mountStatic(app, log);
+  const demo = !!o.pages?.demo && (roles.has('api') || roles.has('gateway'));
+  mountPages(app, { demo, devTokens: demo && !!o.pages?.devTokens, tokens, maxLifetimeS: config.auth.maxLifetimeS, log });
   mountNotFound(app, log);
 
   const host = config.host ?? o.defaultHost ?? '0.0.0.0';
@@ -205,7 +216,8 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   let opsPort: number | null = null;
   if (config.auth.opsPort !== undefined) {
     const ops = uws.App();
-    mountOps(ops, { metrics, checks, role, access: 'open', revoke, info, log: opsLog });
+    mountOps(ops, { metrics, checks, role, access: 'open', revoke, info, state, log: opsLog });
+    mountPages(ops, { demo: false, devTokens: false, log });
     mountNotFound(ops, log);
     try {
       opsSocket = await listen(uws, ops, config.auth.opsHost, config.auth.opsPort, true);

@@ -2,7 +2,8 @@
 //   /healthz          liveness, open everywhere;
 //   /readyz           readiness: 200/503 for anyone, the per-check details only for operators;
 //   /metrics          Prometheus, operators only;
-//   POST /admin/revoke {"user": id}   revokes every token of a user issued so far.
+//   POST /admin/revoke {"user": id}   revokes every token of a user issued so far;
+//   /ops/state.json   what the ops page (/ops, pages.ts) draws, operators only.
 // "Operators" are requests with `Authorization: Bearer <WALCAST_ADMIN_TOKEN>` on the public
 // port, or anything reaching the separate ops listener (WALCAST_OPS_PORT, meant for an internal
 // network; `access: 'open'`). Without an admin token configured, the public port answers the
@@ -44,6 +45,8 @@ export interface OpsOptions {
   edge?: Edge;
   /** Goes into the detailed /readyz answer as is (e.g. `bus`: memory, redis or redis-cluster). */
   info?: Record<string, unknown>;
+  /** The ops page's data (ops-state.ts); absent: no /ops/state.json here. */
+  state?: () => Promise<unknown>;
   log: Logger;
 }
 
@@ -93,6 +96,18 @@ export function mountOps(app: TemplatedApp, o: OpsOptions): void {
       (e: unknown) => sendError(res, reply, new WalcastError('unavailable', `metrics could not be gathered: ${(e as Error)?.message ?? e}`), o.log),
     );
   });
+  if (o.state) {
+    const state = o.state;
+    app.get(PATHS.opsState, (res, req) => {
+      const reply = track(res);
+      const denied = operator(req.getHeader('authorization'), addressOf(res, req.getHeader('x-forwarded-for')));
+      if (denied) return void sendError(res, reply, denied, o.log);
+      void state().then(
+        (value) => sendJson(res, reply, 200, { ok: true, ...(value as object) }, { 'cache-control': 'no-store' }),
+        (e: unknown) => sendError(res, reply, e, o.log),
+      );
+    });
+  }
   app.any(`${PATHS.admin}*`, (res, req) => {
     if (framingProblem(req)) return refuseFraming(res);
     const reply = track(res);

@@ -21,6 +21,8 @@ export interface Prepared {
   databaseUrl: string;
   secret: string | null;
   adminToken: string | null;
+  /** The demo page at / and its dev tokens (pages.ts). */
+  pages: { demo: boolean; devTokens: boolean };
 }
 
 /** What signing needs to know of the configuration: the lifetime cap, and iss/aud to stamp. */
@@ -56,7 +58,11 @@ export async function serve(config: Config, log: Logger, roles: Role[], standalo
     // Identity-provider tokens only (WALCAST_JWKS_URL without a secret): no HS256 at all.
     const secret = !config.secret && config.auth.jwksUrl && !standalone ? null : await resolveSecret(config.secret, config.dataDir, standalone);
     const adminToken = standalone ? await resolveAdminToken(config.auth.adminToken, config.dataDir, true) : (config.auth.adminToken ?? null);
-    const p: Prepared = { config, log, roles, standalone, databaseUrl, secret, adminToken };
+    // The demo page: by default only on `start` with the embedded database, the one setup that
+    // may also mint dev tokens (for a browser on this machine; docs/security.md).
+    const embeddedDefaults = standalone && embedded !== null;
+    const pages = { demo: config.demoPage ?? embeddedDefaults, devTokens: embeddedDefaults };
+    const p: Prepared = { config, log, roles, standalone, databaseUrl, secret, adminToken, pages };
     return roles.includes('gateway') && config.gateway.workers > 1 ? await superviseWorkers(p) : await serveOne(p);
   } finally {
     await stopEmbedded();
@@ -79,7 +85,7 @@ async function serveOne(p: Prepared): Promise<number> {
 
 /** Logs where walcast listens; `start` also prints it with a demo token and the admin token. */
 export async function announce(p: Prepared, host: string, port: number, opsPort: number | null, bus: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const { config, log, roles, standalone, secret, adminToken } = p;
+  const { config, log, roles, standalone, secret, adminToken, pages } = p;
   // "All interfaces" is reachable on this machine at 127.0.0.1.
   const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const base = `http://${local}:${port}`;
@@ -89,6 +95,7 @@ export async function announce(p: Prepared, host: string, port: number, opsPort:
   const demo = await new Tokens(secret, tokenOptions(config)).sign('demo', Math.min(config.tokenTtlS, config.auth.maxLifetimeS));
   const where = local === host ? '' : `  (listening on ${host}:${port}: every interface)`;
   process.stdout.write(`walcast is running at ${base}  (WebSocket: ${base.replace('http', 'ws')}/v1/ws)${where}\n`);
+  if (pages.demo) process.stdout.write(`open ${base} in a browser: the demo chat${pages.devTokens ? ' (sign in as any user name)' : ' (sign in with a token)'}; the ops page is ${base}/ops\n`);
   process.stdout.write(`demo token (user "demo"): ${demo}\n`);
   process.stdout.write(`admin token (for /metrics, /readyz details, /admin/*; kept in ${config.dataDir}/admin-token): ${adminToken}\n`);
   if (opsPort !== null) process.stdout.write(`ops endpoints: http://${config.auth.opsHost}:${opsPort}\n`);

@@ -87,6 +87,7 @@ export async function superviseWorkers(p: Prepared): Promise<number> {
       secret: p.secret,
       adminToken: p.adminToken,
       bridged,
+      pages: p.pages,
     };
     child.send(init);
     const startTimer = setTimeout(() => {

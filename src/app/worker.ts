@@ -25,6 +25,8 @@ export interface WorkerInit {
   adminToken: string | null;
   /** Reach the supervisor's in-process bus over IPC instead of connecting to Redis. */
   bridged: boolean;
+  /** The demo page (the workers serve the public port). */
+  pages: { demo: boolean; devTokens: boolean };
 }
 
 /** Worker → supervisor. */
@@ -49,6 +51,7 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<number
     adminToken: init.adminToken,
     roles: init.roles,
     log,
+    pages: init.pages,
     sharePort: true,
     ...(init.bridged ? { bus: new RemoteBus(endpoint) } : {}),
   });

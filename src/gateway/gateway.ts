@@ -160,6 +160,17 @@ export class Gateway {
     return this.admission.maxConnections;
   }
 
+  /** Subscriptions held by this gateway's sockets, and the channels they cover (the ops page). */
+  get subscriptions(): number {
+    let n = 0;
+    for (const c of this.conns) n += c.subs.size;
+    return n;
+  }
+
+  get channels(): number {
+    return this.registry.size;
+  }
+
   mount(app: TemplatedApp): void {
     this.app = app;
     const { limits } = this.d.config;
