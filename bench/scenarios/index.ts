@@ -9,12 +9,13 @@ import { hotIngest } from './hot-ingest.js';
 import { hotIsolation } from './hot-isolation.js';
 import { ingest } from './ingest.js';
 import { latency } from './latency.js';
+import { presence } from './presence.js';
 import { race } from './race.js';
 import { scale } from './scale.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
