@@ -68,6 +68,8 @@ function onFrame(s: Sock, raw: string, t: number, obs?: Observer): void {
   const v = obs.views.get(f.channel);
   if (!v) return;
   if (f.type === 'presence_count') {
+    // A count replaces the per-user list (docs/protocol.md); it comes again when per-user frames resume.
+    v.users.clear();
     v.count = f.count!;
     v.last = 'count';
     v.counts.push([t, f.count!]);

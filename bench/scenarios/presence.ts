@@ -104,7 +104,7 @@ export const presence = scenario({
   options: {
     members: { type: 'number', default: 10_000, quick: 200, description: 'members of the channel' },
     present: { type: 'numbers', default: [500, 4000], quick: [20, 60], description: 'users holding a presence subscription, one step each, rising' },
-    backTo: { type: 'number', default: 500, quick: 20, description: 'a last step back down to this many (random ones leave; 0: none)' },
+    backTo: { type: 'number', default: 400, quick: 15, description: 'a last step back down to this many (random ones leave; 0: none); at most half of --max-users brings per-user frames back' },
     maxUsers: { type: 'number', default: 1000, quick: 40, description: 'WALCAST_PRESENCE_MAX_USERS' },
     heartbeatMs: { type: 'number', default: 5000, quick: 500, description: 'WALCAST_PRESENCE_HEARTBEAT_MS' },
     idleSeconds: { type: 'number', default: 10, quick: 1.2, description: 'idle window per step (heartbeat cost)' },
@@ -212,15 +212,18 @@ export const presence = scenario({
       const connected = new Set<string>();
       const views = async (channel: string, truth: Set<string>): Promise<ViewCheck> => {
         const vs = await control.send<View[]>({ op: 'views', channel });
-        const mode = truth.size <= o.maxUsers ? 'per-user' : 'count';
+        // Counts above the threshold; per-user frames at half of it or fewer; between the two,
+        // whichever came last (counts stay until the channel falls to half).
+        const expect = truth.size > o.maxUsers ? 'count' : truth.size <= Math.floor(o.maxUsers / 2) ? 'per-user' : null;
         return {
           truth: truth.size,
-          mode,
+          mode: vs.some((v) => v.last === 'count') ? 'count' : 'per-user',
           observers: vs.map((v) => {
             const mine = new Set(v.users);
             const missing = [...truth].filter((u) => !mine.has(u)).length;
             const extra = v.users.filter((u) => !truth.has(u)).length;
-            const ok = mode === 'per-user' ? missing === 0 && extra === 0 && v.last !== 'count' : v.count === truth.size && v.last === 'count';
+            const counting = v.last === 'count';
+            const ok = (counting ? v.count === truth.size && v.users.length === 0 : missing === 0 && extra === 0) && (expect === null || (expect === 'count') === counting);
             return { name: v.name, users: v.users.length, missing, extra, count: v.count, last: v.last, ok };
           }),
         };
@@ -299,7 +302,7 @@ export const presence = scenario({
         const step: PresenceStep = {
           present: connected.size,
           truth: truth.size,
-          mode: truth.size <= o.maxUsers ? 'per-user' : 'count',
+          mode: viewsAfterChurn.mode,
           ramp: { ...rampW, users, settleMs: Math.round(settleMs), connectFailed },
           idle: idleW,
           probe,
@@ -374,7 +377,7 @@ function summaryLine(s: PresenceStep, heartbeatMs: number): string {
 
 function viewText(v: ViewCheck): string {
   return v.observers
-    .map((x) => (x.ok ? `${x.name} right` : `${x.name} WRONG (${x.last === 'count' || v.mode === 'count' ? `count ${x.count}, ` : ''}${x.users} listed: ${x.missing} missing, ${x.extra} not present)`))
+    .map((x) => (x.ok ? `${x.name} right (${x.last === 'count' ? `count ${x.count}` : `${x.users} listed`})` : `${x.name} WRONG (${x.last === 'count' ? `count ${x.count}, ` : ''}${x.users} listed: ${x.missing} missing, ${x.extra} not present)`))
     .join('; ');
 }
 
