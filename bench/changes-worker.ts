@@ -2,13 +2,12 @@
 // note when each frame of the change log arrives, and a poster that drives every kind of change
 // through the HTTP API, interleaved, at a fixed open-loop rate.
 //
-// The poster runs each message through a life: chat.postMessage → chat.update → reactions.add →
-// reactions.remove → chat.delete, one step per tick in that rotation, so the five kinds are
-// equally frequent and each step acts on a message whose previous step was answered (an edit
-// never races its own post). Every operation is named by the frame it must produce
-// (`<type>|<channel>|<target seq>[|<reaction>]`), with its send time; a subscriber names every
-// frame it receives the same way, so latency is (arrival − send) per kind, on CLOCK_MONOTONIC,
-// which every process of the machine shares.
+// The poster drives the five kinds in a fixed rotation (equal shares, interleaved). Each change
+// acts on a message of its own, posted (and, to be un-reacted, reacted to) before the measured
+// window by `prepare`, so no change waits for another and none races its own post. Every
+// operation is named by the frame it must produce (`<type>|<channel>|<target seq>[|<reaction>]`),
+// with its send time; a subscriber names every frame it receives the same way, so latency is
+// (arrival − send) per kind, on CLOCK_MONOTONIC, which every process of the machine shares.
 import WebSocket from 'ws';
 import { clientFrame, type ServerFrame } from '../src/protocol.js';
 import { KINDS, keyOf, zero, type ChangesCommand, type ChangesStats, type Kind, type MixResult, type Sent } from './lib/changes-ops.js';
@@ -132,8 +131,8 @@ interface Target {
   seq: number;
 }
 
-/** Messages waiting for their next step, per kind of that step (persist across runs: warm-up fills them). */
-const ready: Record<Kind, Target[]> = Object.fromEntries(KINDS.map((k) => [k, []])) as unknown as Record<Kind, Target[]>;
+/** Messages waiting to be changed, per kind of change (filled by `prepare`, before the measured window). */
+const targets: Record<Kind, Target[]> = Object.fromEntries(KINDS.map((k) => [k, []])) as unknown as Record<Kind, Target[]>;
 let tick = 0;
 let posted = 0;
 
@@ -142,28 +141,54 @@ function text(bytes: number, i: number, t: number): string {
   return head + 'x'.repeat(Math.max(0, bytes - head.length));
 }
 
+async function call(apiUrl: string, token: string, method: string, body: Record<string, unknown>): Promise<Target> {
+  const res = await request(`${apiUrl}${method}`, 'POST', token, JSON.stringify(body));
+  const json = JSON.parse(res.body) as { ok: boolean; message?: Target };
+  if (res.status !== 200 || !json.ok || !json.message) throw new Error(`${method} ${res.status} ${res.body.slice(0, 200)}`);
+  return { channel: json.message.channel, seq: json.message.seq };
+}
+
+/**
+ * Messages for the next window, unmeasured: `n` to edit, `n` to react to, `n` already reacted to
+ * (to un-react) and `n` to delete, so that the window's changes depend on nothing in it.
+ */
+async function prepare(c: Extract<ChangesCommand, { op: 'prepare' }>): Promise<void> {
+  const jobs: (() => Promise<void>)[] = [];
+  for (const kind of ['message_changed', 'reaction_added', 'reaction_removed', 'message_deleted'] as const) {
+    for (let i = 0; i < c.n; i++) {
+      const channel = c.channels[posted++ % c.channels.length]!;
+      jobs.push(async () => {
+        const m = await call(c.apiUrl, c.token, METHOD.message, { channel, text: text(c.textBytes, posted, now()) });
+        if (kind === 'reaction_removed') await call(c.apiUrl, c.token, METHOD.reaction_added, { ...m, name: REACTION });
+        targets[kind].push(m);
+      });
+    }
+  }
+  let next = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  }));
+  for (const k of KINDS) targets[k].sort((a, b) => a.seq - b.seq);
+}
+
 async function mix(c: Extract<ChangesCommand, { op: 'mix' }>): Promise<MixResult> {
   const r: MixResult = { sent: [], ok: zero(), errors: zero(), errorSample: [], skipped: zero(), resp: {} as Record<Kind, HistData>, maxBehindMs: 0, seconds: 0 };
   const resp = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
   const total = Math.max(1, Math.round(c.rate * c.seconds));
   const inflight = new Set<Promise<void>>();
   const start = now();
-  const call = async (kind: Kind, body: Record<string, unknown>, key: ((seq: number) => string) | string, next: (t: Target) => void) => {
+  /** One operation; a post is named by the seq it got, known only from its answer (its send time is still t). */
+  const run = async (kind: Kind, body: Record<string, unknown>, key: string | null) => {
     const t = now();
-    const pending = typeof key === 'string' ? key : null;
-    if (pending) r.sent.push([pending, kind, t]);
+    if (key) r.sent.push([key, kind, t]);
     try {
-      const res = await request(`${c.apiUrl}${METHOD[kind]}`, 'POST', c.token, JSON.stringify(body));
+      const m = await call(c.apiUrl, c.token, METHOD[kind], body);
       resp[kind].add(now() - t);
-      const json = JSON.parse(res.body) as { ok: boolean; error?: string; message?: { channel: string; seq: number } };
-      if (res.status !== 200 || !json.ok || !json.message) throw new Error(`${METHOD[kind]} ${res.status} ${res.body.slice(0, 200)}`);
       r.ok[kind]++;
-      // A post is named by the seq it got, known only now; its send time is still t.
-      if (typeof key === 'function') r.sent.push([key(json.message.seq), kind, t]);
-      next({ channel: json.message.channel, seq: json.message.seq });
+      if (!key) r.sent.push([`message|${m.channel}|${m.seq}`, kind, t]);
     } catch (e) {
       r.errors[kind]++;
-      if (pending) removeSent(r.sent, pending);
+      if (key) removeSent(r.sent, key);
       if (r.errorSample.length < 5) r.errorSample.push(String((e as Error).message ?? e));
     }
   };
@@ -176,21 +201,17 @@ async function mix(c: Extract<ChangesCommand, { op: 'mix' }>): Promise<MixResult
     let p: Promise<void>;
     if (kind === 'message') {
       const channel = c.channels[posted++ % c.channels.length]!;
-      p = call(kind, { channel, text: text(c.textBytes, posted, now()) }, (seq) => `message|${channel}|${seq}`, (t) => ready.message_changed.push(t));
+      p = run(kind, { channel, text: text(c.textBytes, posted, now()) }, null);
     } else {
-      const target = ready[kind].shift();
+      const target = targets[kind].shift();
       if (!target) {
         r.skipped[kind]++;
         continue;
       }
       const { channel, seq } = target;
-      const next = (t: Target) => {
-        const k = KINDS[KINDS.indexOf(kind) + 1];
-        if (k) ready[k].push(t);
-      };
-      if (kind === 'message_changed') p = call(kind, { channel, seq, text: text(c.textBytes, i, now()) }, `${kind}|${channel}|${seq}`, next);
-      else if (kind === 'message_deleted') p = call(kind, { channel, seq }, `${kind}|${channel}|${seq}`, next);
-      else p = call(kind, { channel, seq, name: REACTION }, `${kind}|${channel}|${seq}|${REACTION}`, next);
+      if (kind === 'message_changed') p = run(kind, { channel, seq, text: text(c.textBytes, i, now()) }, `${kind}|${channel}|${seq}`);
+      else if (kind === 'message_deleted') p = run(kind, { channel, seq }, `${kind}|${channel}|${seq}`);
+      else p = run(kind, { channel, seq, name: REACTION }, `${kind}|${channel}|${seq}|${REACTION}`);
     }
     const q = p.finally(() => inflight.delete(q));
     inflight.add(q);
@@ -223,6 +244,8 @@ process.on('message', async (c: ChangesCommand & { id: number }) => {
         cpu0 = process.cpuUsage();
         t0 = performance.now();
         return reply({});
+      case 'prepare':
+        return reply(await prepare(c));
       case 'mix':
         return reply(await mix(c));
       case 'stats':

@@ -12,13 +12,15 @@ export type Sent = [key: string, kind: Kind, at: number];
 export type ChangesCommand =
   | { op: 'connect'; token: string; subs: { url: string; channels: string[] }[]; localAddress?: string }
   | { op: 'reset' }
+  /** Posts (and reacts to) the messages the next `mix` changes: `n` for each kind of change. */
+  | { op: 'prepare'; apiUrl: string; token: string; channels: string[]; n: number; textBytes: number }
   | { op: 'mix'; apiUrl: string; token: string; channels: string[]; rate: number; seconds: number; textBytes: number }
   | { op: 'stats'; sent: Sent[] }
   | { op: 'close' };
 
 export interface MixResult {
   sent: Sent[];
-  /** Per kind: answered ok, errors (with a sample), ticks with no message at that step (skipped). */
+  /** Per kind: answered ok, errors (with a sample), ticks with no message prepared for them (skipped). */
   ok: Record<Kind, number>;
   errors: Record<Kind, number>;
   errorSample: string[];
