@@ -172,7 +172,7 @@ async function prepare(c: Extract<ChangesCommand, { op: 'prepare' }>): Promise<v
 }
 
 async function mix(c: Extract<ChangesCommand, { op: 'mix' }>): Promise<MixResult> {
-  const r: MixResult = { sent: [], ok: zero(), errors: zero(), errorSample: [], skipped: zero(), resp: {} as Record<Kind, HistData>, maxBehindMs: 0, seconds: 0 };
+  const r: MixResult = { sent: [], answeredAt: {}, ok: zero(), errors: zero(), errorSample: [], skipped: zero(), resp: {} as Record<Kind, HistData>, maxBehindMs: 0, seconds: 0 };
   const resp = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
   const total = Math.max(1, Math.round(c.rate * c.seconds));
   const inflight = new Set<Promise<void>>();
@@ -186,6 +186,7 @@ async function mix(c: Extract<ChangesCommand, { op: 'mix' }>): Promise<MixResult
       resp[kind].add(now() - t);
       r.ok[kind]++;
       if (!key) r.sent.push([`message|${m.channel}|${m.seq}`, kind, t]);
+      r.answeredAt[key ?? `message|${m.channel}|${m.seq}`] = performance.timeOrigin + performance.now();
     } catch (e) {
       r.errors[kind]++;
       if (key) removeSent(r.sent, key);

@@ -20,6 +20,8 @@ export type ChangesCommand =
 
 export interface MixResult {
   sent: Sent[];
+  /** Frame name → when the API's answer arrived, wall clock (ms since the epoch, with fractions). */
+  answeredAt: Record<string, number>;
   /** Per kind: answered ok, errors (with a sample), ticks with no message prepared for them (skipped). */
   ok: Record<Kind, number>;
   errors: Record<Kind, number>;

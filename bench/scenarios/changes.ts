@@ -17,7 +17,7 @@ import { machine, table } from '../../harness/load/format.js';
 import { cpuWindow } from '../../harness/proc-stats.js';
 import { HARNESS_ADMIN_TOKEN } from '../../harness/topology.js';
 import { PATHS } from '../../src/protocol.js';
-import { KINDS, type ChangesCommand, type ChangesStats, type Kind, type MixResult, type Sent } from '../lib/changes-ops.js';
+import { KINDS, keyOf, type ChangesCommand, type ChangesStats, type Kind, type MixResult, type Sent } from '../lib/changes-ops.js';
 import { busTap } from '../lib/bus-tap.js';
 import { Hist, type HistData } from '../lib/hist.js';
 import { plan, sleep } from '../lib/measure.js';
@@ -49,6 +49,8 @@ export interface ChangesRow {
   resp: Record<Kind, HistData>;
   /** WAL commit timestamp → arrival at a bus listener (ms; the timestamp is truncated to the ms). */
   commitToBus: Record<Kind, HistData>;
+  /** The API's answer at the poster → arrival at the bus listener (wall clock; 0 when the event came first). */
+  answerToBus: Record<Kind, HistData>;
   /** The relay's walcast_relay_commit_to_publish_seconds and the gateways' commit_to_send, over the window (every kind). */
   relayCommitToPublish: WindowHist;
   gatewayCommitToSend: WindowHist;
@@ -108,8 +110,13 @@ export const changes = scenario({
       // The relay's side per kind: commit timestamp → arrival on the bus.
       tap = await busTap(stack.redis.url, channels);
       let commitToBus = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
+      /** Arrival on the bus (wall clock) of each frame, by name: against the API's answer. */
+      let onBus = new Map<string, number>();
       tap.onEvent((e, at) => {
-        if (e.kind !== 'change' || e.committedAt === undefined) return;
+        if (e.kind !== 'change') return;
+        const key = keyOf(e.frame);
+        if (key !== null) onBus.set(key, at);
+        if (e.committedAt === undefined) return;
         const h = commitToBus[e.frame.type as Kind];
         h?.add(at - e.committedAt);
       });
@@ -121,6 +128,7 @@ export const changes = scenario({
         await sleep(ctx.quick ? 200 : 1000);
         await Promise.all(subscribers.map((w) => w.send({ op: 'reset' })));
         commitToBus = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
+        onBus = new Map();
         await started?.();
         return poster.send<MixResult>({ op: 'mix', apiUrl, token: stack.token, channels, rate, seconds, textBytes: o.textBytes });
       };
@@ -144,6 +152,13 @@ export const changes = scenario({
         const e2e = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
         for (const s of st) for (const k of KINDS) e2e[k].merge(s.latency[k]);
         const clientCpus = st.map((s) => (s.cpuMs / s.wallMs) * 100);
+        const answerToBus = Object.fromEntries(KINDS.map((k) => [k, new Hist()])) as Record<Kind, Hist>;
+        for (const [key, kind] of m.sent) {
+          const a = m.answeredAt[key];
+          const b = onBus.get(key);
+          // Negative when the event reached the bus before the answer reached the poster: counted as 0.
+          if (a !== undefined && b !== undefined) answerToBus[kind].add(Math.max(0, b - a));
+        }
         const row: ChangesRow = {
           rate,
           seconds: m.seconds,
@@ -154,6 +169,7 @@ export const changes = scenario({
           e2e: Object.fromEntries(KINDS.map((k) => [k, e2e[k].data()])) as Record<Kind, HistData>,
           resp: m.resp,
           commitToBus: Object.fromEntries(KINDS.map((k) => [k, commitToBus[k].data()])) as Record<Kind, HistData>,
+          answerToBus: Object.fromEntries(KINDS.map((k) => [k, answerToBus[k].data()])) as Record<Kind, HistData>,
           relayCommitToPublish: windowHist(before.slice(0, stack.relays.length), after.slice(0, stack.relays.length), 'walcast_relay_commit_to_publish_seconds'),
           gatewayCommitToSend: windowHist(before.slice(stack.relays.length), after.slice(stack.relays.length), 'walcast_gateway_commit_to_send_seconds'),
           expected: st.reduce((a, s) => a + s.expected, 0),
@@ -251,16 +267,19 @@ export function changesReport(r: ChangesResult, o: { seconds: number; channels: 
       const e = Hist.from(x.e2e[k]).summary();
       const p = Hist.from(x.resp[k]).summary();
       const b = Hist.from(x.commitToBus[k]).summary();
-      rows.push([`${x.rate}/s`, LABEL[k], x.ok[k], e.n, f(e.p50, 2), f(e.p95, 2), f(e.p99, 2), f(e.max, 1), `${f(p.p50, 2)} / ${f(p.p99, 2)}`, `${f(b.p50, 2)} / ${f(b.p95, 2)} / ${f(b.p99, 2)}`]);
+      const a = Hist.from(x.answerToBus[k]).summary();
+      rows.push([`${x.rate}/s`, LABEL[k], x.ok[k], e.n, f(e.p50, 2), f(e.p95, 2), f(e.p99, 2), f(e.max, 1), `${f(p.p50, 2)} / ${f(p.p99, 2)}`, `${f(b.p50, 2)} / ${f(b.p95, 2)} / ${f(b.p99, 2)}`, `${f(a.p50, 2)} / ${f(a.p99, 2)}`]);
     }
   }
   out.push(
-    table(['ops/s (all kinds)', 'kind', 'ok', 'deliveries', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'POST → response p50 / p99 ms', 'commit → bus p50 / p95 / p99 ms'], rows),
+    table(['ops/s (all kinds)', 'kind', 'ok', 'deliveries', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'POST → response p50 / p99 ms', 'commit → bus p50 / p95 / p99 ms', 'response → bus p50 / p99 ms'], rows),
     '',
   );
   out.push(
     '"commit → bus" is the relay\'s side: from the commit timestamp PostgreSQL wrote in the WAL (carried by the event, truncated to the ms, so these read up to 1 ms high) ' +
-      'to the event\'s arrival at a listener subscribed to the channel\'s Redis topic, i.e. the relay\'s commit → publish plus one Redis hop.',
+      'to the event\'s arrival at a listener subscribed to the channel\'s Redis topic, i.e. the relay\'s commit → publish plus one Redis hop. ' +
+      'PostgreSQL takes that timestamp before the commit\'s WAL flush, so a commit that waits for its flush counts the wait here. ' +
+      '"response → bus" needs no timestamp from PostgreSQL: from the API\'s answer reaching the poster to the event on the bus (0 when the event came first).',
     '',
   );
   out.push('## Edit against post', '');
