@@ -98,7 +98,7 @@ t.test('changes, quick: every kind measured, report and raw JSON', async (t) => 
     t.ok(row.ok[k] > 0, `${k}: operations answered`);
     t.ok(row.e2e[k].n > 0 && row.e2e[k].min > 0 && row.e2e[k].max < 5000, `${k}: end-to-end histogram`);
     t.ok(row.resp[k].n > 0, `${k}: response histogram`);
-    t.ok(row.commitToBus[k].n > 0, `${k}: commit → bus histogram`);
+    t.ok(row.commitToBus[k].n > 0 && row.answerToBus[k].n > 0, `${k}: commit → bus and response → bus histograms`);
   }
   t.equal(row.delivered, row.expected, `every frame matched (${row.delivered}/${row.expected})`);
   t.equal(row.outOfOrder, 0, 'in seq order at every subscriber');
