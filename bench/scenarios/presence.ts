@@ -452,6 +452,18 @@ export function presenceReport(r: PresenceResult, o: { workers: number; churners
       'Every presence subscriber gets one frame per event (a per-user frame, or above the threshold a presence_count, at most one per turn): frames per event grow with the present users in both modes.',
     '',
   );
+  out.push(
+    r.steps
+      .map((s) => {
+        const windows = [s.ramp, s.idle, s.churn, s.control];
+        const busiest = Math.max(...windows.map((w) => w.clientCpuMax));
+        const behind = Math.max(s.churn.result.maxBehindMs, s.control.result.maxBehindMs);
+        const limited = busiest > 85 || behind > 50;
+        return `- ${s.present} present: busiest client process ${busiest.toFixed(0)} % of a core, churn at most ${behind.toFixed(0)} ms behind its schedule: ${limited ? 'the load generator (or a busy machine) was a limit' : 'the load generator was not the limit'}.`;
+      })
+      .join('\n'),
+    '',
+  );
   out.push('## One join, then its leave, at idle (probe on the first gateway)', '');
   out.push(
     table(
@@ -500,7 +512,7 @@ export function presenceReport(r: PresenceResult, o: { workers: number; churners
   out.push('## What the observers\' frames say is present, against who is', '');
   out.push(
     table(
-      ['present', 'presence frames', 'after the ramp', 'after the churn', 'conversations.presence count / truth (ms)'],
+      ['present', 'presence frames', 'after the ramp', 'after the churn', 'conversations.presence count / truth (ms; the api waits 300 ms for the gateways)'],
       r.steps.map((s) => [s.present, s.mode, viewText(s.viewsAfterRamp), viewText(s.viewsAfterChurn), `${s.presenceApi.count} / ${s.truth} (${s.presenceApi.ms})`]),
     ),
     '',
