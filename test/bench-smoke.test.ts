@@ -16,7 +16,7 @@ import t from 'tap';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // Several stacks one after the other: more than the default file timeout on a busy machine.
-t.setTimeout(300_000);
+t.setTimeout(600_000);
 const out = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-smoke-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
 
