@@ -158,7 +158,7 @@ export const CONFIG = {
     fanoutBudget: setting('WALCAST_FANOUT_BUDGET', 'gateway', int(0, 100_000_000).default(20_000),
       'Socket-frames one channel may fan out per event-loop turn before other channels get theirs; 0: no bound.'),
     presenceMaxUsers: setting('WALCAST_PRESENCE_MAX_USERS', 'gateway', int(0, 10_000_000).default(1000),
-      'Above this many present users in a channel, presence frames become counts (presence_count) instead of one per user joining or leaving.'),
+      'Above this many present users in a channel, presence frames become counts (presence_count) instead of one per user joining or leaving, until at most half as many are present.'),
     presenceHeartbeatMs: setting('WALCAST_PRESENCE_HEARTBEAT_MS', 'gateway', int(100, 600_000).default(5000),
       'How often a gateway sends its presence set per channel; a gateway silent for three of these is forgotten and its users leave.'),
     fanoutQueueMax: setting('WALCAST_FANOUT_QUEUE_MAX', 'gateway', int(1, 10_000_000).default(10_000),

@@ -4,7 +4,8 @@
 // numbers themselves mean nothing at this load. Quick runs use the cdc source only (one stack
 // per scenario keeps this under a minute), plus the race for notify and direct-in-tx (the
 // comparison sources' processes, bench/sources/serve.ts), which must ghost only for
-// direct-in-tx. And the command line: every scenario is listed, each has its usage.
+// direct-in-tx. And the command line: every scenario is listed, each has its usage. The
+// standalone scenarios of issue 17 (changes, presence) once each, quick, with their reports.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,8 @@ import { promisify } from 'node:util';
 import t from 'tap';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// Several stacks one after the other: more than the default file timeout on a busy machine.
+t.setTimeout(600_000);
 const out = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-smoke-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
 
@@ -26,7 +29,7 @@ t.test('the command line: every scenario listed, each with its usage', async (t)
     run(['storm', '--help']).then((r) => r.stdout),
     run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
   ]);
-  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation'])
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'changes', 'presence'])
     t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);
@@ -80,4 +83,50 @@ t.test('race, quick: direct-in-tx ghosts, notify does not', async (t) => {
   t.equal(by.notify.ghosts, 0, 'notify publishes after the commit');
   t.ok(by.notify.frames > 0, 'notify delivers');
   t.ok(by['direct-in-tx'].ghosts > 0, `direct-in-tx: ${by['direct-in-tx'].ghosts} ghosts of ${by['direct-in-tx'].getChecks}`);
+});
+
+const KINDS = ['message', 'message_changed', 'reaction_added', 'reaction_removed', 'message_deleted'];
+
+t.test('changes, quick: every kind measured, report and raw JSON', async (t) => {
+  const { stdout } = await bench(['changes', '--report', out, '--report-tag', 'smoke']);
+  t.match(stdout, /# Change log latency/);
+  const raw = JSON.parse(readFileSync(path.join(out, 'smoke-changes-raw.json'), 'utf8'));
+  t.ok(raw.machine && raw.options.rates.length === 1, 'machine and options');
+  t.equal(raw.rows.length, 1, 'one row per rate');
+  const [row] = raw.rows;
+  for (const k of KINDS) {
+    t.ok(row.ok[k] > 0, `${k}: operations answered`);
+    t.ok(row.e2e[k].n > 0 && row.e2e[k].min > 0 && row.e2e[k].max < 5000, `${k}: end-to-end histogram`);
+    t.ok(row.resp[k].n > 0, `${k}: response histogram`);
+    t.ok(row.commitToBus[k].n > 0 && row.answerToBus[k].n > 0, `${k}: commit → bus and response → bus histograms`);
+  }
+  t.equal(row.delivered, row.expected, `every frame matched (${row.delivered}/${row.expected})`);
+  t.equal(row.outOfOrder, 0, 'in seq order at every subscriber');
+  t.ok(row.relayCommitToPublish.count > 0 && row.gatewayCommitToSend.count > 0, 'server histograms over the window');
+  t.ok(row.cpu.relay >= 0 && row.cpu.gateways >= 0 && 'clients' in row.cpu, 'CPU per process group');
+  t.equal(raw.relayReadBacks, 0, 'no relay read-back');
+  const md = readFileSync(path.join(out, 'smoke-changes.md'), 'utf8');
+  for (const h of ['## POST start → frame at the subscriber, per kind', '## Edit against post', '## Per rate']) t.match(md, h);
+  for (const m of ['chat.postMessage', 'chat.update', 'chat.delete', 'reactions.add', 'reactions.remove']) t.match(md, m);
+});
+
+t.test('presence, quick: below and above the threshold and back, report and raw JSON', async (t) => {
+  const { stdout } = await bench(['presence', '--report', out, '--report-tag', 'smoke']);
+  t.match(stdout, /# Presence on a big channel/);
+  const raw = JSON.parse(readFileSync(path.join(out, 'smoke-presence-raw.json'), 'utf8'));
+  t.equal(raw.members, raw.options.members, 'the channel has --members members');
+  t.same(raw.steps.map((s: any) => s.present), [...raw.options.present, raw.options.backTo], 'a step per --present, then --back-to');
+  t.same(raw.steps.map((s: any) => s.mode), ['per-user', 'count', 'per-user'], 'per-user frames, counts above --max-users, per-user again');
+  for (const s of raw.steps) {
+    t.equal(s.ramp.connectFailed, 0, `${s.present}: every present user connected`);
+    t.ok(s.churn.result.joins > 0 && s.churn.result.leaves > 0 && s.control.result.joins > 0, `${s.present}: churn joined and left`);
+    t.ok(s.churn.bus.changes > 0 && s.idle.bus.sets > 0, `${s.present}: presence batches and heartbeat sets on the bus`);
+    t.ok(s.churn.frames.present.presence_joined + s.churn.frames.present.presence_count > 0, `${s.present}: presence frames counted`);
+    t.equal(s.probe.timeouts, 0, `${s.present}: every probe seen by both observers`);
+    t.equal(s.probe.joinMs['obs-a'].length, raw.options.probes, `${s.present}: join latency per probe`);
+    t.equal(s.viewsAfterChurn.observers.length, 2, `${s.present}: both observers' views checked`);
+    t.equal(s.presenceApi.count, s.truth, `${s.present}: conversations.presence counts everyone`);
+  }
+  const md = readFileSync(path.join(out, 'smoke-presence.md'), 'utf8');
+  for (const h of ['## Per join or leave (churn)', '## One join, then its leave, at idle', '## Idle: the heartbeat', '## The ramp', "## What the observers' frames say"]) t.match(md, h);
 });

@@ -42,6 +42,8 @@ export interface Stack {
   relays: RoleProc[];
   gateways: RoleProc[];
   token: string;
+  /** WALCAST_SECRET of the stack: scenarios sign tokens for their own users with it. */
+  secret: string;
   wsUrls(): string[];
   cpuGroups(db: Postgres): PidGroups;
   close(): Promise<void>;
@@ -50,6 +52,8 @@ export interface Stack {
 export interface StackOptions extends BenchDelays {
   relays?: number;
   gateways?: number;
+  /** Extra environment for every role (e.g. WALCAST_ADMIN_TOKEN for /metrics, presence settings). */
+  env?: Record<string, string>;
 }
 
 export async function startStack(db: Postgres, source: Source, o: StackOptions = {}): Promise<Stack> {
@@ -58,7 +62,7 @@ export async function startStack(db: Postgres, source: Source, o: StackOptions =
   await (source === 'notify' ? installNotify(db.url) : removeNotify(db.url));
   const redis = await startRedis();
   const secret = 'bench-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
-  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret };
+  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret, ...o.env };
   const benchEnv = { ...env, ...sourceEnv(source, o) };
   const apiServe = source !== 'cdc' || Boolean(o.commitDelayMs || o.publishDelayMs);
   const nRelays = o.relays ?? 1;
@@ -78,6 +82,7 @@ export async function startStack(db: Postgres, source: Source, o: StackOptions =
     relays: rest.slice(0, nRelays),
     gateways: rest.slice(nRelays),
     token,
+    secret,
     wsUrls: () => stack.gateways.map((g) => `ws://127.0.0.1:${g.port}${PATHS.ws}`),
     cpuGroups: (d) => ({
       api: () => stack.api.pids(),

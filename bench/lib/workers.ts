@@ -5,7 +5,8 @@ import type { WorkerCommand } from '../worker.js';
 
 const WORKER = fileURLToPath(new URL('../worker.ts', import.meta.url));
 
-export class Worker {
+/** A worker process; `C`: the commands its entry point understands. */
+export class Worker<C extends { op: string } = WorkerCommand> {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
   readonly ready: Promise<void>;
@@ -29,15 +30,16 @@ export class Worker {
     });
   }
 
-  static async start(): Promise<Worker> {
+  /** `module`: another worker entry point (a scenario's own; same IPC shape: `ready`, then {id, result | error}). */
+  static async start<C extends { op: string } = WorkerCommand>(module: string = WORKER): Promise<Worker<C>> {
     // Room for 20k sockets a worker; the heap is sized for many subscribers.
-    const child = fork(WORKER, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const w = new Worker(child);
+    const child = fork(module, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const w = new Worker<C>(child);
     await w.ready;
     return w;
   }
 
-  send<T = any>(c: WorkerCommand): Promise<T> {
+  send<T = any>(c: C): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -52,12 +54,12 @@ export class Worker {
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
-    await this.send({ op: 'close' }).catch(() => {});
+    await this.send({ op: 'close' } as C).catch(() => {});
     await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 }
 
-export async function startWorkers(n: number): Promise<Worker[]> {
-  return Promise.all(Array.from({ length: n }, () => Worker.start()));
+export async function startWorkers<C extends { op: string } = WorkerCommand>(n: number, module?: string): Promise<Worker<C>[]> {
+  return Promise.all(Array.from({ length: n }, () => Worker.start<C>(module)));
 }

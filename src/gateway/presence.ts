@@ -8,7 +8,10 @@
 // Cost on a busy channel: one bus message per gateway per turn with changes (not one per user),
 // one set per gateway per heartbeat. Subscribers asking for presence get presence_joined /
 // presence_left frames; above `maxUsers` present users those frames stop and a
-// presence_count frame (at most one per turn, when the count changed) replaces them.
+// presence_count frame (at most one per turn, when the count changed) replaces them. A count
+// voids the per-user list a client holds, so per-user frames resume with the whole list
+// (presence_joined for everyone present); they resume only once at most half of `maxUsers` are
+// present, so a channel hovering at the threshold costs about a frame per change, not a list.
 import { serverFrame } from '../protocol.js';
 
 export interface PresenceOptions {
@@ -35,6 +38,10 @@ export class ChannelPresence {
   private left: Set<string> | null = null;
   private flushing = false;
   private lastCount = -1;
+  /** Sending counts (entered above `maxUsers`, left at `maxUsers / 2` or fewer). */
+  private counting = false;
+  /** Per-user frames resume at the next flush, with the whole list. */
+  private resuming = false;
 
   constructor(
     readonly channel: string,
@@ -50,9 +57,9 @@ export class ChannelPresence {
     return this.holders.size;
   }
 
-  /** Whether per-user frames are on (at most `maxUsers` present). */
+  /** Whether per-user frames are on (at most `maxUsers` present, or at most half as many since counts began). */
   get perUser(): boolean {
-    return this.holders.size <= this.o.maxUsers;
+    return !this.counting;
   }
 
   /** A subscription of `user` began on this gateway. */
@@ -163,7 +170,13 @@ export class ChannelPresence {
   }
 
   private emit(user: string, present: boolean): void {
-    if (this.perUser) this.o.notify(this.channel, serverFrame.presence(present ? 'presence_joined' : 'presence_left', this.channel, user));
+    if (!this.counting && this.holders.size > this.o.maxUsers) this.counting = true;
+    else if (this.counting && this.holders.size <= Math.floor(this.o.maxUsers / 2)) {
+      this.counting = false;
+      this.resuming = true;
+    }
+    // While a resume is pending, the list it sends covers this change.
+    if (!this.counting && !this.resuming) this.o.notify(this.channel, serverFrame.presence(present ? 'presence_joined' : 'presence_left', this.channel, user));
     this.schedule();
   }
 
@@ -174,9 +187,13 @@ export class ChannelPresence {
       this.flushing = false;
       if (this.joined?.size || this.left?.size) this.o.broadcast(this.channel, { joined: [...(this.joined ?? [])], left: [...(this.left ?? [])] });
       this.joined = this.left = null;
-      // Past the threshold (and on the way back below it), a count, at most once per turn.
-      const counting = !this.perUser || this.lastCount > this.o.maxUsers;
-      if (counting && this.count !== this.lastCount) this.o.notify(this.channel, serverFrame.presenceCount(this.channel, this.count));
+      // Past the threshold, a count, at most once per turn. On the way back, a last count, then
+      // the whole list (clients dropped theirs at the first count).
+      if (this.resuming) {
+        this.resuming = false;
+        this.o.notify(this.channel, serverFrame.presenceCount(this.channel, this.count));
+        for (const u of this.holders.keys()) this.o.notify(this.channel, serverFrame.presence('presence_joined', this.channel, u));
+      } else if (this.counting && this.count !== this.lastCount) this.o.notify(this.channel, serverFrame.presenceCount(this.channel, this.count));
       this.lastCount = this.count;
     });
   }

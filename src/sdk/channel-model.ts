@@ -18,9 +18,9 @@ export class ChannelModel {
   readonly members = new Map<string, boolean>();
   /** Users typing, until when (ms). */
   private readonly typingUntil = new Map<string, number>();
-  /** Users with a live subscription to the channel (needs presence frames). */
+  /** Users with a live subscription to the channel (needs presence frames); empty while the server sends counts. */
   readonly present = new Set<string>();
-  /** How many are present, when the server sends counts instead of users (big channels). */
+  /** How many are present, while the server sends counts instead of users (big channels); undefined otherwise. */
   presentCount: number | undefined;
   /** The highest seq applied (history rows or frames). */
   lastSeq = 0;
@@ -99,11 +99,14 @@ export class ChannelModel {
   }
 
   presenceCount(count: number): void {
+    // A count replaces the list; the whole list comes again when per-user frames resume.
+    this.present.clear();
     this.presentCount = count;
     this.emit();
   }
 
   presence(user: string, present: boolean): void {
+    this.presentCount = undefined;
     if (present) this.present.add(user);
     else this.present.delete(user);
     this.emit();
