@@ -3,7 +3,11 @@
 // engine.io protocol spoken over the same `ws` library so both systems' clients cost the same)
 // and/or posts at a fixed open-loop rate. Timestamps are CLOCK_MONOTONIC (process.hrtime),
 // which is the same clock in every process of the machine: the poster puts its send time in
-// the message text, the receiver subtracts it from its own receive time.
+// the message text, the receiver subtracts it from its own receive time. With `stampScheduled`
+// the text carries the time the post was due (the open-loop schedule) and the time it was sent:
+// latency from the due time does not hide a poster or server that fell behind (coordinated
+// omission); the second histogram is from the actual send. With `check`, every socket's seqs are
+// checked as they arrive (a gap, a repeat or a step back is counted), without keeping them.
 import http from 'node:http';
 import WebSocket from 'ws';
 import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from '../src/protocol.js';
@@ -13,10 +17,10 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export type WorkerCommand =
-  | { op: 'connect'; mode: 'walcast' | 'socketio'; token?: string; subs: { url: string; channels: string[] }[]; localAddress?: string; track?: boolean; getMessage?: { apiUrl: string; token: string } }
+  | { op: 'connect'; mode: 'walcast' | 'socketio'; token?: string; subs: { url: string; channels: string[] }[]; localAddress?: string; track?: boolean; check?: boolean; getMessage?: { apiUrl: string; token: string } }
   | { op: 'reset' }
   | { op: 'stats'; truth?: Record<string, Record<number, string>> }
-  | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string }
+  | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string; stampScheduled?: boolean }
   | { op: 'recheck' }
   | { op: 'autocannon'; url: string; token: string; channels: string[]; connections: number; seconds: number }
   | { op: 'close' };
@@ -28,6 +32,9 @@ interface Sub {
   seqs: Map<string, number[]>;
   ids: Map<string, Map<number, string>>;
   closed: boolean;
+  /** check: message frames since the last reset, and the last seq per channel (kept across resets). */
+  count: number;
+  last: Map<string, number>;
 }
 
 const subs: Sub[] = [];
@@ -37,6 +44,15 @@ let cpu0 = process.cpuUsage();
 let t0 = performance.now();
 let disconnects = 0;
 let track = false;
+let check = false;
+/** From the actual send time, when the text carries it (stampScheduled). */
+let histSent = new Hist();
+let frameBytes = 0;
+let firstAt = 0;
+let lastAt = 0;
+let seqGaps = 0;
+let seqRepeats = 0;
+let elu0 = performance.eventLoopUtilization();
 let getMessage: { apiUrl: string; token: string } | undefined;
 const ghosts: { channel: string; seq: number; at: number }[] = [];
 let getChecks = 0;
@@ -74,10 +90,54 @@ function sentAt(frame: string): number {
   return Number(frame.slice(i + 9, j));
 }
 
+/** "@<due>@<index>@<sent>" (stampScheduled): the third field, else NaN. */
+function actualSentAt(frame: string): number {
+  const i = frame.indexOf('"text":"@');
+  if (i < 0) return NaN;
+  const j = frame.indexOf('@', i + 9);
+  const k = frame.indexOf('@', j + 1);
+  const q = frame.indexOf('"', j + 1);
+  return k > 0 && k < q ? Number(frame.slice(k + 1, q)) : NaN;
+}
+
+/** The frame's top-level seq (the first "seq": of a message frame), read without parsing. */
+function seqOf(frame: string): number {
+  let i = frame.indexOf('"seq":') + 6;
+  if (i < 6) return NaN;
+  let v = 0;
+  for (let c = frame.charCodeAt(i); c >= 48 && c <= 57; c = frame.charCodeAt(++i)) v = v * 10 + (c - 48);
+  return v;
+}
+
+function channelOf(frame: string): string {
+  const i = frame.indexOf('"channel":"') + 11;
+  return frame.slice(i, frame.indexOf('"', i));
+}
+
+function checkSeq(sub: Sub, raw: string): void {
+  sub.count++;
+  const seq = seqOf(raw);
+  const channel = sub.channels.length === 1 ? sub.channels[0]! : channelOf(raw);
+  const last = sub.last.get(channel);
+  if (last !== undefined) {
+    if (seq <= last) seqRepeats++;
+    else if (seq > last + 1) seqGaps += seq - last - 1;
+  }
+  if (last === undefined || seq > last) sub.last.set(channel, seq);
+}
+
 function onMessageFrame(sub: Sub, raw: string, t: number): void {
   const sent = sentAt(raw);
   if (!Number.isNaN(sent)) hist.add(t - sent);
   deliveries++;
+  if (check) {
+    const actual = actualSentAt(raw);
+    if (!Number.isNaN(actual)) histSent.add(t - actual);
+    frameBytes += raw.length;
+    if (!firstAt) firstAt = t;
+    lastAt = t;
+    checkSeq(sub, raw);
+  }
   if (!track && !getMessage) return;
   const m = extractMessage(raw);
   if (!m) return;
@@ -117,7 +177,7 @@ function extractMessage(raw: string): { channel: string; seq: number; id: string
 function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | undefined, channels: string[], localAddress?: string): Promise<Sub> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(mode === 'walcast' ? `${url}?token=${encodeURIComponent(token!)}` : url, { localAddress, perMessageDeflate: false });
-    const sub: Sub = { ws, channels, seqs: new Map(), ids: new Map(), closed: false };
+    const sub: Sub = { ws, channels, seqs: new Map(), ids: new Map(), closed: false, count: 0, last: new Map() };
     const pending = new Set(channels);
     let settled = false;
     const timer = setTimeout(() => fail(new Error('subscribe timeout')), 30_000);
@@ -150,6 +210,8 @@ function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | u
         if (raw.startsWith(MESSAGE_FRAME)) return onMessageFrame(sub, raw, t);
         const f = JSON.parse(raw) as ServerFrame;
         if (f.type === 'subscribed') {
+          // Delivery starts after `since`: the first frame must be since + 1.
+          if (check) sub.last.set(f.channel, f.since);
           pending.delete(f.channel);
           if (pending.size === 0) ok();
         } else if (f.type === 'error') fail(new Error(`error frame ${raw}`));
@@ -176,6 +238,7 @@ function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | u
 
 async function connect(c: Extract<WorkerCommand, { op: 'connect' }>): Promise<{ connected: number; failed: number; ms: number }> {
   track = Boolean(c.track);
+  check = Boolean(c.check);
   getMessage = c.getMessage;
   const start = performance.now();
   let failed = 0;
@@ -214,7 +277,8 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
   const send = async (i: number) => {
     const channel = c.channels[i % c.channels.length]!;
     const t = now();
-    const body = JSON.stringify({ channel, text: `@${t.toFixed(3)}@${i}`, ...(c.idPrefix ? { client_msg_id: `${c.idPrefix}-${i}` } : {}) });
+    const text = c.stampScheduled ? `@${(start + (i * 1000) / c.rate).toFixed(3)}@${i}@${t.toFixed(3)}` : `@${t.toFixed(3)}@${i}`;
+    const body = JSON.stringify({ channel, text, ...(c.idPrefix ? { client_msg_id: `${c.idPrefix}-${i}` } : {}) });
     for (;;) {
       attempts++;
       try {
@@ -245,7 +309,7 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
     inflight.add(p);
   }
   await Promise.all(inflight);
-  return { sent: total, ok, errors, attempts, resp: resp.data(), maxBehindMs: Math.round(maxBehind), seconds: (now() - start) / 1000, posted };
+  return { sent: total, ok, errors, attempts, resp: resp.data(), maxBehindMs: Math.round(maxBehind), seconds: (now() - start) / 1000, posted, startedAt: start };
 }
 
 function stats(truth?: Record<string, Record<number, string>>) {
@@ -276,6 +340,15 @@ function stats(truth?: Record<string, Record<number, string>>) {
     ghosts,
     getChecks,
     getErrors,
+    // check: what the ceiling bench reads (bench/scenarios/ceiling.ts)
+    histSent: histSent.data(),
+    frameBytes,
+    firstAt,
+    lastAt,
+    seqGaps,
+    seqRepeats,
+    perSubCounts: check ? subs.map((s) => s.count) : [],
+    elu: performance.eventLoopUtilization(elu0).utilization,
   };
 }
 
@@ -291,7 +364,10 @@ process.on('message', async (c: WorkerCommand & { id: number }) => {
         ghosts.length = 0;
         getChecks = 0;
         getErrors = 0;
-        for (const s of subs) (s.seqs.clear(), s.ids.clear());
+        for (const s of subs) (s.seqs.clear(), s.ids.clear(), (s.count = 0));
+        histSent = new Hist();
+        frameBytes = firstAt = lastAt = seqGaps = seqRepeats = 0;
+        elu0 = performance.eventLoopUtilization();
         cpu0 = process.cpuUsage();
         t0 = performance.now();
         return reply({});

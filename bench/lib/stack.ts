@@ -50,6 +50,8 @@ export interface Stack {
 export interface StackOptions extends BenchDelays {
   relays?: number;
   gateways?: number;
+  /** More environment for every role (e.g. WALCAST_ADMIN_TOKEN, to scrape /metrics). */
+  env?: Record<string, string>;
 }
 
 export async function startStack(db: Postgres, source: Source, o: StackOptions = {}): Promise<Stack> {
@@ -58,7 +60,7 @@ export async function startStack(db: Postgres, source: Source, o: StackOptions =
   await (source === 'notify' ? installNotify(db.url) : removeNotify(db.url));
   const redis = await startRedis();
   const secret = 'bench-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
-  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret };
+  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret, ...o.env };
   const benchEnv = { ...env, ...sourceEnv(source, o) };
   const apiServe = source !== 'cdc' || Boolean(o.commitDelayMs || o.publishDelayMs);
   const nRelays = o.relays ?? 1;

@@ -1,6 +1,7 @@
 // Every benchmark scenario, one file each; `npm run bench -- --help` lists them in this order.
 // The suite ones, in order, are the standard `npm run bench`.
 import type { AnyScenario } from '../lib/scenario.js';
+import { ceiling } from './ceiling.js';
 import { fairness } from './fairness.js';
 import { fanout } from './fanout.js';
 import { faults } from './faults.js';
@@ -13,7 +14,7 @@ import { scale } from './scale.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, ceiling];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
