@@ -121,6 +121,7 @@ const OPTIONS = {
   drainSeconds: { type: 'number', default: 10, quick: 5, description: 'after the last POST is answered, wait this long for the frames (longer while they still arrive)' },
   settleSeconds: { type: 'number', default: 1, quick: 0.2, description: 'pause after each step' },
   systems: { type: 'string', default: 'uws,start', description: 'systems to compare: uws, start, split' },
+  client: { type: 'string', default: 'lean', description: 'subscriber client: lean (bench/lib/lean-ws.ts, frames read from the bytes) or ws (the ws library, as the other scenarios)' },
   splitGateways: { type: 'number', default: 1, description: 'gateway processes of the split system' },
   p99Ms: { type: 'number', default: 100, description: 'a step passes with p99 below this (and every frame delivered)' },
   maxFailures: { type: 'number', default: 2, description: 'per round, a system stops climbing after this many failed steps' },
@@ -141,6 +142,7 @@ export const ceiling = scenario({
     for (const n of names) if (!(n in SYSTEMS)) throw new Error(`ceiling --systems: unknown ${n}; one of ${Object.keys(SYSTEMS).join(', ')}`);
     if (o.workers < 1 || o.subscribers < 1) throw new Error('ceiling: --workers and --subscribers must be at least 1');
     if (o.subscribers / o.workers > MAX_SOCKETS_PER_WORKER) throw new Error(`ceiling: at most ${MAX_SOCKETS_PER_WORKER} sockets per client process (open files are capped at 20,000): use more --workers`);
+    if (o.client !== 'lean' && o.client !== 'ws') throw new Error(`ceiling --client: lean or ws, not ${o.client}`);
     if (o.workers > 250) throw new Error('ceiling: at most 250 client processes (source addresses 127.0.0.2 to 127.0.0.251)');
     const loadavgAtStart = os.loadavg();
     const running: Running[] = [];
@@ -154,7 +156,7 @@ export const ceiling = scenario({
         const plans = plan(sys.wsUrls, [sys.channel], o.subscribers, sys.workers.length);
         const conn = await Promise.all(
           sys.workers.map((w, i) =>
-            w.send<{ connected: number; failed: number; ms: number }>({ op: 'connect', mode: 'walcast', token: sys.token, subs: plans[i]!, localAddress: `127.0.0.${2 + i}`, check: true }),
+            w.send<{ connected: number; failed: number; ms: number }>({ op: 'connect', mode: 'walcast', client: o.client as 'lean' | 'ws', token: sys.token, subs: plans[i]!, localAddress: `127.0.0.${2 + i}`, check: true }),
           ),
         );
         sys.result.subscribers = conn.reduce((a, c) => a + c.connected, 0);
@@ -456,7 +458,7 @@ export function ceilingReport(r: CeilingResult, o: Options): string {
     '',
   );
   out.push(
-    `${o.subscribers} subscribers of one channel per system, over ${o.workers} client processes per system (bench/worker.ts, the same code for every system; each process on its own loopback source address), ` +
+    `${o.subscribers} subscribers of one channel per system, over ${o.workers} client processes per system (bench/worker.ts with the ${o.client === 'lean' ? 'lean client (bench/lib/lean-ws.ts: frames parsed in place, stamps and seq read from the bytes)' : '`ws` client'}, the same code for every system; each process on its own loopback source address), ` +
       `one poster process for all (open loop, one HTTP POST per message, keep-alive). Posts stepped ${o.rates.join(', ')}/s, ${o.stepSeconds} s each, after ${o.warmupSeconds} s of warm-up per system; ` +
       `steps interleaved (at each rate every system once, order rotated), ${o.rounds} round${o.rounds === 1 ? '' : 's'}. Servers, PostgreSQL and every client process share the machine's ${r.cores} cores.`,
     '',
