@@ -84,6 +84,8 @@ export interface CeilingStep {
   /** Upper bounds of the histogram buckets holding p50 / p99 over the step, ms (null: not walcast). */
   relayCommitToPublish: { n: number; p50: number; p99: number } | null;
   gatewayCommitToSend: { n: number; p50: number; p99: number } | null;
+  /** Seconds the CPU window lasted (posting and drain). */
+  windowS: number;
   loadavg: number;
   clientSaturated: boolean;
   ok: boolean;
@@ -300,11 +302,13 @@ async function step(s: Running, poster: Worker, o: Options, round: number, rate:
   await Promise.all(s.workers.map((w) => w.send({ op: 'reset' })));
   const m0 = await s.metrics?.().catch(() => undefined);
   const cpu = cpuWindow({ ...s.groups, clients: () => s.workers.flatMap((w) => w.pid()), poster: () => poster.pid() });
+  const w0 = performance.now();
   const box = machineWindow();
   const p = await poster.send<PostResult>({ op: 'post', url: s.postUrl, token: s.token, channels: [s.channel], rate, seconds, stampScheduled: true });
   const expected = p.ok * s.result.subscribers;
   await drain(s.workers, expected, o.drainSeconds * 1000);
   const used = cpu();
+  const windowS = (performance.now() - w0) / 1000;
   const machineBusy = box();
   const m1 = await s.metrics?.().catch(() => undefined);
   const st = await allStats(s.workers);
@@ -353,6 +357,7 @@ async function step(s: Running, poster: Worker, o: Options, round: number, rate:
     machineBusy,
     relayCommitToPublish: m0 && m1 ? histogramDelta(m0.relay, m1.relay, 'walcast_relay_commit_to_publish_seconds') : null,
     gatewayCommitToSend: m0 && m1 ? histogramDelta(m0.gateway, m1.gateway, 'walcast_gateway_commit_to_send_seconds') : null,
+    windowS,
     loadavg: os.loadavg()[0]!,
     clientSaturated,
     ok:
@@ -415,6 +420,8 @@ export function histogramDelta(a: Scrape, b: Scrape, name: string): { n: number;
 const cores = () => os.cpus().length;
 /** This system's server, clients and poster, % of one core. */
 const oursCpu = (r: CeilingStep) => Object.values(r.cpu).reduce((a, v) => a + v, 0);
+/** CPU µs per delivered frame: a cost that other load on the machine changes far less than latency. */
+const perFrameUs = (pct: number, r: CeilingStep) => (r.delivered ? ((pct / 100) * r.windowS * 1e6) / r.delivered : NaN);
 const serverCpu = (r: CeilingStep) => Object.entries(r.cpu).filter(([k]) => k !== 'clients' && k !== 'poster').reduce((a, [, v]) => a + v, 0);
 
 /**
@@ -476,12 +483,13 @@ export function ceilingReport(r: CeilingResult, o: Options): string {
   const bare = r.systems.find((s) => s.system === 'uws');
   out.push(
     table(
-      ['system', 'subscribers', `ceiling per round (posts/s)`, 'median', 'frames/s at the ceiling', '% of bare uWS', 'what stopped it (per round)'],
+      ['system', 'subscribers', `ceiling per round (posts/s)`, 'median', 'frames/s at the ceiling', '% of bare uWS', 'server CPU µs / frame (median of steps)', 'clients CPU µs / frame', 'what stopped it (per round)'],
       r.systems.map((s) => {
+        const cost = (f: (x: CeilingStep) => number) => fmt(median(s.steps.filter((x) => x.delivered > 0).map(f)), 2);
         const m = median(s.ceilings);
         const atCeiling = s.steps.filter((x) => x.ok && x.rate === m).map((x) => x.framesPerS);
         const pct = bare && s !== bare && median(bare.ceilings) > 0 ? `${fmt((m / median(bare.ceilings)) * 100, 0)} %` : s === bare ? '100 %' : '-';
-        return [s.label, `${s.subscribers}${s.connectFailed ? ` (${s.connectFailed} failed)` : ''}`, s.ceilings.join(', ') || '-', fmt(m, 0), atCeiling.length ? fmt(median(atCeiling), 0) : '-', pct, s.limits.map((l, i) => `${s.ceilings.length > 1 ? `round ${i + 1}: ` : ''}${l}`).join('; ')];
+        return [s.label, `${s.subscribers}${s.connectFailed ? ` (${s.connectFailed} failed)` : ''}`, s.ceilings.join(', ') || '-', fmt(m, 0), atCeiling.length ? fmt(median(atCeiling), 0) : '-', pct, cost((x) => perFrameUs(serverCpu(x), x)), cost((x) => perFrameUs(x.cpu.clients ?? 0, x)), s.limits.map((l, i) => `${s.ceilings.length > 1 ? `round ${i + 1}: ` : ''}${l}`).join('; ')];
       }),
     ),
     '',
@@ -500,7 +508,7 @@ export function ceilingReport(r: CeilingResult, o: Options): string {
       table(
         [
           'round', 'posts/s', 'achieved', 'frames/s', 'delivered', 'sockets complete', 'gaps / repeats / disc.', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'p99 from send', 'POST p99 ms', 'poster late ms',
-          'server CPU %', 'clients CPU % (max ELU)', 'poster CPU %', 'box % (this system)', 'relay c→p p99 ≤ ms', 'gateway c→s p99 ≤ ms', 'load', 'pass',
+          'server CPU %', 'clients CPU % (max ELU)', 'poster CPU %', 'server µs / frame', 'clients µs / frame', 'box % (this system)', 'relay c→p p99 ≤ ms', 'gateway c→s p99 ≤ ms', 'load', 'pass',
         ],
         s.steps.map((x) => {
           const q = Hist.from(x.latency).summary();
@@ -524,6 +532,8 @@ export function ceilingReport(r: CeilingResult, o: Options): string {
             servers.length > 1 ? `${fmt(serverCpu(x), 0)} (${servers.map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ')})` : fmt(serverCpu(x), 0),
             `${fmt(x.cpu.clients ?? 0, 0)} (${fmt(Math.max(...x.clientElu), 2)})${x.clientSaturated ? ' **sat.**' : ''}`,
             fmt(x.cpu.poster ?? 0, 0),
+            fmt(perFrameUs(serverCpu(x), x), 2),
+            fmt(perFrameUs(x.cpu.clients ?? 0, x), 2),
             `${fmt(x.machineBusy, 0)} (${fmt(oursCpu(x) / r.cores, 0)})`,
             x.relayCommitToPublish ? fmt(x.relayCommitToPublish.p99, 1) : '-',
             x.gatewayCommitToSend ? fmt(x.gatewayCommitToSend.p99, 1) : '-',
@@ -541,6 +551,7 @@ export function ceilingReport(r: CeilingResult, o: Options): string {
     '- The bare publisher stores nothing, verifies no token and has no bus: a POST is parsed, one frame of walcast\'s `message` shape built and published to the uWS topic, then answered. ' +
       'walcast start, for each POST, verifies a JWT, writes the row through PostgreSQL (group commit), decodes it from the WAL in its relay, passes it over the in-process bus to its gateway and publishes the same frame to the same kind of uWS topic. ' +
       'The difference between the two ceilings is what all of that costs on the event loop(s) the fan-out shares.',
+    '- CPU per frame (the process CPU of the system\'s server side, PostgreSQL included, over the step, divided by the frames delivered) is what fan-out costs each system; other work on the machine changes it much less than it changes latency, so it is the steadier comparison when the machine is busy. It includes the kernel\'s work for the loopback sockets that is charged to the sending process.',
     '- relay c→p: walcast_relay_commit_to_publish_seconds (COMMIT in the WAL → the bus accepted the event); gateway c→s: walcast_gateway_commit_to_send_seconds (COMMIT → frame handed to the sockets); both the upper bound of the histogram bucket holding p99 of the step\'s observations (buckets 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500 ms, ...).',
     `- With ${r.cores} cores for servers, PostgreSQL and the load generator together, a high step can fail because the clients could not read frames fast enough: see the "clients CPU (max ELU)" and "box" columns and the per-round verdicts above.`,
     '',
