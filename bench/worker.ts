@@ -3,31 +3,41 @@
 // engine.io protocol spoken over the same `ws` library so both systems' clients cost the same)
 // and/or posts at a fixed open-loop rate. Timestamps are CLOCK_MONOTONIC (process.hrtime),
 // which is the same clock in every process of the machine: the poster puts its send time in
-// the message text, the receiver subtracts it from its own receive time.
+// the message text, the receiver subtracts it from its own receive time. With `stampScheduled`
+// the text carries the time the post was due (the open-loop schedule) and the time it was sent:
+// latency from the due time does not hide a poster or server that fell behind (coordinated
+// omission); the second histogram is from the actual send. With `check`, every socket's seqs are
+// checked as they arrive (a gap, a repeat or a step back is counted), without keeping them.
+// `client: 'lean'` holds the walcast subscribers on bench/lib/lean-ws.ts instead of `ws`, and
+// reads message frames from the bytes (for check only): a fraction of the CPU per frame.
 import http from 'node:http';
 import WebSocket from 'ws';
 import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from '../src/protocol.js';
 import { Hist } from './lib/hist.js';
+import { LeanSocket } from './lib/lean-ws.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export type WorkerCommand =
-  | { op: 'connect'; mode: 'walcast' | 'socketio'; token?: string; subs: { url: string; channels: string[] }[]; localAddress?: string; track?: boolean; getMessage?: { apiUrl: string; token: string } }
+  | { op: 'connect'; mode: 'walcast' | 'socketio'; client?: 'ws' | 'lean'; token?: string; subs: { url: string; channels: string[] }[]; localAddress?: string; track?: boolean; check?: boolean; getMessage?: { apiUrl: string; token: string } }
   | { op: 'reset' }
   | { op: 'stats'; truth?: Record<string, Record<number, string>> }
-  | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string }
+  | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string; stampScheduled?: boolean }
   | { op: 'recheck' }
   | { op: 'autocannon'; url: string; token: string; channels: string[]; connections: number; seconds: number }
   | { op: 'close' };
 
 interface Sub {
-  ws: WebSocket;
+  ws: { terminate(): void };
   channels: string[];
   /** track: channel -> seqs in arrival order, and the message id first seen per seq. */
   seqs: Map<string, number[]>;
   ids: Map<string, Map<number, string>>;
   closed: boolean;
+  /** check: message frames since the last reset, and the last seq per channel (kept across resets). */
+  count: number;
+  last: Map<string, number>;
 }
 
 const subs: Sub[] = [];
@@ -37,6 +47,15 @@ let cpu0 = process.cpuUsage();
 let t0 = performance.now();
 let disconnects = 0;
 let track = false;
+let check = false;
+/** From the actual send time, when the text carries it (stampScheduled). */
+let histSent = new Hist();
+let frameBytes = 0;
+let firstAt = 0;
+let lastAt = 0;
+let seqGaps = 0;
+let seqRepeats = 0;
+let elu0 = performance.eventLoopUtilization();
 let getMessage: { apiUrl: string; token: string } | undefined;
 const ghosts: { channel: string; seq: number; at: number }[] = [];
 let getChecks = 0;
@@ -74,10 +93,56 @@ function sentAt(frame: string): number {
   return Number(frame.slice(i + 9, j));
 }
 
+/** "@<due>@<index>@<sent>" (stampScheduled): the third field, else NaN. */
+function actualSentAt(frame: string): number {
+  const i = frame.indexOf('"text":"@');
+  if (i < 0) return NaN;
+  const j = frame.indexOf('@', i + 9);
+  const k = frame.indexOf('@', j + 1);
+  const q = frame.indexOf('"', j + 1);
+  return k > 0 && k < q ? Number(frame.slice(k + 1, q)) : NaN;
+}
+
+/** The frame's top-level seq (the first "seq": of a message frame), read without parsing. */
+function seqOf(frame: string): number {
+  let i = frame.indexOf('"seq":') + 6;
+  if (i < 6) return NaN;
+  let v = 0;
+  for (let c = frame.charCodeAt(i); c >= 48 && c <= 57; c = frame.charCodeAt(++i)) v = v * 10 + (c - 48);
+  return v;
+}
+
+function channelOf(frame: string): string {
+  const i = frame.indexOf('"channel":"') + 11;
+  return frame.slice(i, frame.indexOf('"', i));
+}
+
+function checkSeq(sub: Sub, raw: string): void {
+  checkSeqOf(sub, sub.channels.length === 1 ? sub.channels[0]! : channelOf(raw), seqOf(raw));
+}
+
+function checkSeqOf(sub: Sub, channel: string, seq: number): void {
+  sub.count++;
+  const last = sub.last.get(channel);
+  if (last !== undefined) {
+    if (seq <= last) seqRepeats++;
+    else if (seq > last + 1) seqGaps += seq - last - 1;
+  }
+  if (last === undefined || seq > last) sub.last.set(channel, seq);
+}
+
 function onMessageFrame(sub: Sub, raw: string, t: number): void {
   const sent = sentAt(raw);
   if (!Number.isNaN(sent)) hist.add(t - sent);
   deliveries++;
+  if (check) {
+    const actual = actualSentAt(raw);
+    if (!Number.isNaN(actual)) histSent.add(t - actual);
+    frameBytes += raw.length;
+    if (!firstAt) firstAt = t;
+    lastAt = t;
+    checkSeq(sub, raw);
+  }
   if (!track && !getMessage) return;
   const m = extractMessage(raw);
   if (!m) return;
@@ -101,6 +166,106 @@ function onMessageFrame(sub: Sub, raw: string, t: number): void {
   }
 }
 
+// The lean client's message frames, read from the bytes: the same figures as onMessageFrame.
+const MESSAGE_PREFIX = Buffer.from(MESSAGE_FRAME);
+const TEXT_MARK = Buffer.from('"text":"@');
+const SEQ_MARK = Buffer.from('"seq":');
+const CHANNEL_MARK = Buffer.from('"channel":"');
+/** Where readNumber stopped. */
+let at = 0;
+
+/** A decimal number (digits, optionally a point and digits) at buf[p]; NaN if there is none. */
+function readNumber(buf: Buffer, p: number): number {
+  let c = buf[p]!;
+  if (c < 48 || c > 57) return (at = p), NaN;
+  let v = 0;
+  for (; c >= 48 && c <= 57; c = buf[++p]!) v = v * 10 + (c - 48);
+  if (c === 46) {
+    let scale = 1;
+    for (c = buf[++p]!; c >= 48 && c <= 57; c = buf[++p]!) v += (c - 48) * (scale /= 10);
+  }
+  at = p;
+  return v;
+}
+
+function isMessageFrame(buf: Buffer, start: number, end: number): boolean {
+  return end - start > MESSAGE_PREFIX.length && buf.compare(MESSAGE_PREFIX, 0, MESSAGE_PREFIX.length, start, start + MESSAGE_PREFIX.length) === 0;
+}
+
+function onLeanMessage(sub: Sub, buf: Buffer, start: number, end: number, t: number): void {
+  deliveries++;
+  const i = buf.indexOf(TEXT_MARK, start);
+  if (i >= 0 && i < end) {
+    const due = readNumber(buf, i + TEXT_MARK.length);
+    if (!Number.isNaN(due)) hist.add(t - due);
+    if (buf[at] === 64) {
+      readNumber(buf, at + 1); // the index
+      if (buf[at] === 64) {
+        const sent = readNumber(buf, at + 1);
+        if (!Number.isNaN(sent)) histSent.add(t - sent);
+      }
+    }
+  }
+  frameBytes += end - start;
+  if (!firstAt) firstAt = t;
+  lastAt = t;
+  const s = buf.indexOf(SEQ_MARK, start);
+  const seq = s >= 0 && s < end ? readNumber(buf, s + SEQ_MARK.length) : NaN;
+  let channel = sub.channels[0]!;
+  if (sub.channels.length > 1) {
+    const c = buf.indexOf(CHANNEL_MARK, start) + CHANNEL_MARK.length;
+    channel = buf.toString('latin1', c, buf.indexOf(34, c));
+  }
+  checkSeqOf(sub, channel, seq);
+}
+
+function connectLean(url: string, token: string | undefined, channels: string[], localAddress?: string): Promise<Sub> {
+  return new Promise((resolve, reject) => {
+    const sub: Sub = { ws: { terminate: () => {} }, channels, seqs: new Map(), ids: new Map(), closed: false, count: 0, last: new Map() };
+    const pending = new Set(channels);
+    let settled = false;
+    let subscribed = false;
+    const timer = setTimeout(() => fail(new Error('subscribe timeout')), 30_000);
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sub.ws.terminate();
+      reject(e);
+    };
+    LeanSocket.connect(
+      `${url}?token=${encodeURIComponent(token ?? '')}`,
+      localAddress,
+      {
+        text: (buf, start, end, t) => {
+          if (isMessageFrame(buf, start, end)) return onLeanMessage(sub, buf, start, end, t);
+          const raw = buf.toString('utf8', start, end);
+          const f = JSON.parse(raw) as ServerFrame;
+          if (f.type === 'subscribed') {
+            sub.last.set(f.channel, f.since);
+            pending.delete(f.channel);
+            if (pending.size === 0 && !settled) {
+              settled = subscribed = true;
+              clearTimeout(timer);
+              resolve(sub);
+            }
+          } else if (f.type === 'error') fail(new Error(`error frame ${raw}`));
+        },
+        close: () => {
+          if (subscribed && !sub.closed) disconnects++;
+          sub.closed = true;
+          fail(new Error('closed'));
+        },
+      },
+      now,
+    ).then((ws) => {
+      sub.ws = ws;
+      if (settled) return ws.terminate();
+      for (const c of channels) ws.send(clientFrame.subscribe(c));
+    }, fail);
+  });
+}
+
 function extractMessage(raw: string): { channel: string; seq: number; id: string } | null {
   try {
     if (raw.startsWith('42')) {
@@ -117,7 +282,7 @@ function extractMessage(raw: string): { channel: string; seq: number; id: string
 function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | undefined, channels: string[], localAddress?: string): Promise<Sub> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(mode === 'walcast' ? `${url}?token=${encodeURIComponent(token!)}` : url, { localAddress, perMessageDeflate: false });
-    const sub: Sub = { ws, channels, seqs: new Map(), ids: new Map(), closed: false };
+    const sub: Sub = { ws, channels, seqs: new Map(), ids: new Map(), closed: false, count: 0, last: new Map() };
     const pending = new Set(channels);
     let settled = false;
     const timer = setTimeout(() => fail(new Error('subscribe timeout')), 30_000);
@@ -150,6 +315,8 @@ function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | u
         if (raw.startsWith(MESSAGE_FRAME)) return onMessageFrame(sub, raw, t);
         const f = JSON.parse(raw) as ServerFrame;
         if (f.type === 'subscribed') {
+          // Delivery starts after `since`: the first frame must be since + 1.
+          if (check) sub.last.set(f.channel, f.since);
           pending.delete(f.channel);
           if (pending.size === 0) ok();
         } else if (f.type === 'error') fail(new Error(`error frame ${raw}`));
@@ -176,6 +343,8 @@ function connectOne(mode: 'walcast' | 'socketio', url: string, token: string | u
 
 async function connect(c: Extract<WorkerCommand, { op: 'connect' }>): Promise<{ connected: number; failed: number; ms: number }> {
   track = Boolean(c.track);
+  check = Boolean(c.check);
+  if (c.client === 'lean' && (c.mode !== 'walcast' || !check || track || c.getMessage)) throw new Error('the lean client: walcast mode with check only');
   getMessage = c.getMessage;
   const start = performance.now();
   let failed = 0;
@@ -185,7 +354,8 @@ async function connect(c: Extract<WorkerCommand, { op: 'connect' }>): Promise<{ 
       const i = next++;
       for (let attempt = 0; ; attempt++) {
         try {
-          subs.push(await connectOne(c.mode, c.subs[i]!.url, c.token, c.subs[i]!.channels, c.localAddress));
+          const s = c.subs[i]!;
+          subs.push(await (c.client === 'lean' ? connectLean(s.url, c.token, s.channels, c.localAddress) : connectOne(c.mode, s.url, c.token, s.channels, c.localAddress)));
           break;
         } catch {
           if (attempt >= 5) {
@@ -214,7 +384,8 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
   const send = async (i: number) => {
     const channel = c.channels[i % c.channels.length]!;
     const t = now();
-    const body = JSON.stringify({ channel, text: `@${t.toFixed(3)}@${i}`, ...(c.idPrefix ? { client_msg_id: `${c.idPrefix}-${i}` } : {}) });
+    const text = c.stampScheduled ? `@${(start + (i * 1000) / c.rate).toFixed(3)}@${i}@${t.toFixed(3)}` : `@${t.toFixed(3)}@${i}`;
+    const body = JSON.stringify({ channel, text, ...(c.idPrefix ? { client_msg_id: `${c.idPrefix}-${i}` } : {}) });
     for (;;) {
       attempts++;
       try {
@@ -245,7 +416,7 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
     inflight.add(p);
   }
   await Promise.all(inflight);
-  return { sent: total, ok, errors, attempts, resp: resp.data(), maxBehindMs: Math.round(maxBehind), seconds: (now() - start) / 1000, posted };
+  return { sent: total, ok, errors, attempts, resp: resp.data(), maxBehindMs: Math.round(maxBehind), seconds: (now() - start) / 1000, posted, startedAt: start };
 }
 
 function stats(truth?: Record<string, Record<number, string>>) {
@@ -276,6 +447,15 @@ function stats(truth?: Record<string, Record<number, string>>) {
     ghosts,
     getChecks,
     getErrors,
+    // check: what the ceiling bench reads (bench/scenarios/ceiling.ts)
+    histSent: histSent.data(),
+    frameBytes,
+    firstAt,
+    lastAt,
+    seqGaps,
+    seqRepeats,
+    perSubCounts: check ? subs.map((s) => s.count) : [],
+    elu: performance.eventLoopUtilization(elu0).utilization,
   };
 }
 
@@ -291,7 +471,10 @@ process.on('message', async (c: WorkerCommand & { id: number }) => {
         ghosts.length = 0;
         getChecks = 0;
         getErrors = 0;
-        for (const s of subs) (s.seqs.clear(), s.ids.clear());
+        for (const s of subs) (s.seqs.clear(), s.ids.clear(), (s.count = 0));
+        histSent = new Hist();
+        frameBytes = firstAt = lastAt = seqGaps = seqRepeats = 0;
+        elu0 = performance.eventLoopUtilization();
         cpu0 = process.cpuUsage();
         t0 = performance.now();
         return reply({});

@@ -5,7 +5,9 @@
 // per scenario keeps this under a minute), plus the race for notify and direct-in-tx (the
 // comparison sources' processes, bench/sources/serve.ts), which must ghost only for
 // direct-in-tx. And the command line: every scenario is listed, each has its usage. The
-// standalone scenarios of issue 17 (changes, presence) once each, quick, with their reports.
+// standalone scenarios of issue 17 (changes, presence) once each, quick, with their reports. And
+// the fan-out ceiling (walcast start against a bare uWS publisher): its report's shape, the same
+// frames from both, every frame to every socket in seq order.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -29,7 +31,7 @@ t.test('the command line: every scenario listed, each with its usage', async (t)
     run(['storm', '--help']).then((r) => r.stdout),
     run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
   ]);
-  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'changes', 'presence'])
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'changes', 'presence', 'ceiling'])
     t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);
@@ -129,4 +131,37 @@ t.test('presence, quick: below and above the threshold and back, report and raw 
   }
   const md = readFileSync(path.join(out, 'smoke-presence.md'), 'utf8');
   for (const h of ['## Per join or leave (churn)', '## One join, then its leave, at idle', '## Idle: the heartbeat', '## The ramp', "## What the observers' frames say"]) t.match(md, h);
+});
+
+t.test('ceiling, quick: walcast start and the bare uWS publisher send the same frames, every one arrives', async (t) => {
+  const { stdout } = await run(['ceiling', '--quick', '--report', out, '--report-tag', 'smoke']);
+  t.match(stdout, /^# Fan-out ceiling: bare uWS publisher vs walcast start/m);
+  const raw = JSON.parse(readFileSync(path.join(out, 'smoke-ceiling-raw.json'), 'utf8'));
+  t.same(raw.systems.map((s: any) => s.system), ['uws', 'start']);
+  t.match(raw.machine, /^machine: \d+ x /);
+  for (const s of raw.systems) {
+    t.equal(s.subscribers, 20, `${s.system}: every subscriber connected`);
+    t.equal(s.steps.length, 2, `${s.system}: a step per rate`);
+    t.equal(s.ceilings.length, 1, `${s.system}: a ceiling per round`);
+    t.equal(s.limits.length, 1);
+    for (const x of s.steps) {
+      const at = `${s.system} ${x.rate}/s`;
+      t.ok(x.posted > 0 && x.posted === x.sent, `${at}: every POST answered`);
+      t.equal(x.expected, x.posted * s.subscribers, `${at}: expected frames`);
+      t.equal(x.delivered, x.expected, `${at}: every frame delivered`);
+      t.equal(x.complete, s.subscribers, `${at}: every socket got every frame`);
+      t.equal(x.seqGaps + x.seqRepeats + x.disconnects, 0, `${at}: no gap, repeat or disconnect`);
+      t.equal(x.latency.n, x.delivered, `${at}: a latency per frame, from the due time`);
+      t.equal(x.latencyFromSend.n, x.delivered, `${at}: and from the send`);
+      t.ok(x.latency.min > 0 && x.latencyFromSend.max <= x.latency.max + 1.01, `${at}: from the due time is never shorter`);
+      t.ok(x.framesPerS > 0 && x.machineBusy >= 0 && x.machineBusy <= 100, `${at}: frames/s and the machine's busy share`);
+      t.ok('clients' in x.cpu && 'poster' in x.cpu && x.clientElu.length === 2, `${at}: the load generator's CPU, per process`);
+      if (s.system === 'start') t.ok(x.relayCommitToPublish?.n > 0 && x.gatewayCommitToSend?.n > 0, `${at}: the relay's commit → publish from /metrics`);
+      else t.equal(x.relayCommitToPublish, null, `${at}: no relay`);
+    }
+  }
+  const size = (i: number) => raw.systems[i].steps[0].frameBytes;
+  t.ok(size(0) > 200 && Math.abs(size(0) - size(1)) <= 2, `the same message frame size from both (${size(0)} / ${size(1)} bytes)`);
+  const md = readFileSync(path.join(out, 'smoke-ceiling.md'), 'utf8');
+  for (const h of ['## Summary', '## bare uWS publisher', '## walcast start', '% of bare uWS', 'machine: ']) t.match(md, h);
 });

@@ -20,6 +20,17 @@ export interface StatsResult {
   ghosts: { channel: string; seq: number }[];
   getChecks: number;
   getErrors: number;
+  /** With stampScheduled posts: latency from the actual send (hist is from the due time). */
+  histSent: HistData;
+  /** check: message frame bytes, first and last frame times (monotonic ms), seq faults, frames per socket. */
+  frameBytes: number;
+  firstAt: number;
+  lastAt: number;
+  seqGaps: number;
+  seqRepeats: number;
+  perSubCounts: number[];
+  /** Event-loop utilisation since the reset (1: never idle, the worker is the limit). */
+  elu: number;
 }
 
 /** What a poster worker did (bench/worker.ts `post`). */
@@ -32,6 +43,8 @@ export interface PostResult {
   maxBehindMs: number;
   seconds: number;
   posted: Record<string, number>;
+  /** When the first post was due (monotonic ms, the clock of the frames' stamps). */
+  startedAt: number;
 }
 
 /** The client workers' CPU, in % of one core, summed. */

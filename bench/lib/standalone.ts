@@ -14,6 +14,8 @@ export interface Standalone {
   token: string;
   /** For /metrics: the admin token `start` generated and printed. */
   adminToken: string;
+  /** The `walcast start` process while it runs (its embedded PostgreSQL is among its descendants). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -41,7 +43,7 @@ export async function startStandalone(env: Record<string, string> = {}): Promise
     const token = /demo token \(user "demo"\): (\S+)/.exec(proc.output())?.[1];
     if (!token) throw new Error(`walcast start printed no demo token:\n${proc.output()}`);
     const adminToken = /admin token \([^)]*\): (\S+)/.exec(proc.output())?.[1] ?? '';
-    return { base, token, adminToken, stop };
+    return { base, token, adminToken, pids: proc.pids, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -2,6 +2,7 @@
 // The suite ones, in order, are the standard `npm run bench`.
 import type { AnyScenario } from '../lib/scenario.js';
 import { changes } from './changes.js';
+import { ceiling } from './ceiling.js';
 import { fairness } from './fairness.js';
 import { fanout } from './fanout.js';
 import { faults } from './faults.js';
@@ -15,7 +16,7 @@ import { scale } from './scale.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence, ceiling];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
