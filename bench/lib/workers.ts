@@ -1,11 +1,12 @@
-// Forks bench/worker.ts processes and talks to them over IPC (one request at a time per call id).
+// Forks bench/worker.ts processes (or another entry point speaking the same IPC: `ready`, then
+// one reply per request id, and a `close` op) and talks to them over IPC.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WorkerCommand } from '../worker.js';
 
 const WORKER = fileURLToPath(new URL('../worker.ts', import.meta.url));
 
-export class Worker {
+export class Worker<C extends { op: string } = WorkerCommand> {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
   readonly ready: Promise<void>;
@@ -29,15 +30,16 @@ export class Worker {
     });
   }
 
-  static async start(): Promise<Worker> {
+  /** A bench/worker.ts process, or another entry point speaking the same IPC (`entry`, a file path). */
+  static async start<C extends { op: string } = WorkerCommand>(entry = WORKER): Promise<Worker<C>> {
     // Room for 20k sockets a worker; the heap is sized for many subscribers.
-    const child = fork(WORKER, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const w = new Worker(child);
+    const child = fork(entry, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const w = new Worker<C>(child);
     await w.ready;
     return w;
   }
 
-  send<T = any>(c: WorkerCommand): Promise<T> {
+  send<T = any>(c: C): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -52,7 +54,7 @@ export class Worker {
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
-    await this.send({ op: 'close' }).catch(() => {});
+    await this.send({ op: 'close' } as C).catch(() => {}); // every worker entry point has `close`
     await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }

@@ -10,10 +10,11 @@ import { ingest } from './ingest.js';
 import { latency } from './latency.js';
 import { race } from './race.js';
 import { scale } from './scale.js';
+import { scenarioA } from './scenario-a.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, scenarioA];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 

@@ -1,0 +1,293 @@
+// A Scenario A client process (forked by the scenario through bench/lib/workers.ts, IPC like
+// bench/worker.ts): holds its share of the sockets, each one member of one channel, from its own
+// loopback source address with explicit source ports (bench/scenario-a/ws-lite.ts). Per message
+// frame: POST start → frame latency into the histogram of the frame's tag (the step it was
+// posted in; the send time and tag travel in the message text), and the socket's loss record
+// (bench/scenario-a/check.ts). Timestamps are CLOCK_MONOTONIC (process.hrtime), the same clock
+// in every process of the machine.
+import { Tokens } from '../../src/auth/tokens.js';
+import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from '../../src/protocol.js';
+import { Hist, type HistData } from '../lib/hist.js';
+import { addHash, pairHashBytes, type SocketRecords } from './check.js';
+import { LiteSocket, UpgradeError } from './ws-lite.js';
+
+export interface ClientSocketSpec {
+  /** Channel index (0-based) and id, the member's user id, and the gateway it connects to. */
+  ch: number;
+  channel: string;
+  user: string;
+  host: string;
+  port: number;
+}
+
+export type ClientCommand =
+  | { op: 'init'; secret: string; tokenTtlS: number; localAddress: string; portFirst: number; portLast: number; sockets: ClientSocketSpec[] }
+  | { op: 'connect'; concurrency: number }
+  | { op: 'stats' }
+  | { op: 'records' }
+  | { op: 'close' };
+
+export interface ClientConnectResult {
+  connected: number;
+  failed: number;
+  ms: number;
+  tokenMs: number;
+  retries: number;
+  portsSkipped: number;
+  errors: Record<string, number>;
+}
+
+export interface ClientStats {
+  tags: Record<number, { hist: HistData; frames: number }>;
+  frames: number;
+  open: number;
+  closed: number;
+  otherFrames: number;
+  errorFrames: number;
+  cpuMs: number;
+  wallMs: number;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Message frames are recognised by their first bytes (src/protocol.ts serverFrame.message).
+const MESSAGE_PREFIX = (() => {
+  const f = serverFrame.message({ id: '', channel: '', seq: 0, user: '', text: '', client_msg_id: null, created_at: '', reply_to: null, edited_at: null, deleted_at: null, reactions: {}, changed_seq: 0 } satisfies Message);
+  return Buffer.from(f.slice(0, f.indexOf(',')), 'latin1');
+})();
+const SEQ = Buffer.from('"seq":');
+const ID = Buffer.from('"message":{"id":"');
+const TEXT = Buffer.from('"text":"@');
+
+let specs: ClientSocketSpec[] = [];
+let tokens: string[] = [];
+let secret = '';
+let ttl = 3600;
+let localAddress = '127.0.0.1';
+let nextPort = 0;
+let portLast = 0;
+let portsSkipped = 0;
+const sockets: (LiteSocket | null)[] = [];
+let s0: Int32Array;
+let count: Int32Array;
+let first: Int32Array;
+let last: Int32Array;
+let gaps: Int32Array;
+let notAbove: Int32Array;
+let hash: Uint32Array;
+let closedCode: Int32Array;
+const tags = new Map<number, { hist: Hist; frames: number }>();
+let frames = 0;
+let otherFrames = 0;
+let errorFrames = 0;
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+/** Waiting for a socket's `subscribed` frame. */
+const subscribedWaiters = new Map<number, (ok: boolean, why?: string) => void>();
+
+function readInt(buf: Buffer, at: number, end: number): number {
+  let v = 0;
+  for (let i = at; i < end; i++) {
+    const c = buf[i]!;
+    if (c < 48 || c > 57) break;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+function onText(i: number, buf: Buffer, start: number, end: number): void {
+  const t = now();
+  if (end - start > MESSAGE_PREFIX.length && buf.compare(MESSAGE_PREFIX, 0, MESSAGE_PREFIX.length, start, start + MESSAGE_PREFIX.length) === 0) {
+    frames++;
+    const at = buf.indexOf(SEQ, start);
+    const seq = readInt(buf, at + SEQ.length, end);
+    const idAt = buf.indexOf(ID, start) + ID.length;
+    const idEnd = buf.indexOf(34, idAt); // the closing quote
+    const textAt = buf.indexOf(TEXT, start);
+    if (textAt >= 0) {
+      // "@<send time ms>@<tag>@<index>"
+      const a = textAt + TEXT.length;
+      const b = buf.indexOf(64, a); // '@'
+      const sent = Number(buf.toString('latin1', a, b));
+      const tag = readInt(buf, b + 1, end);
+      let h = tags.get(tag);
+      if (!h) tags.set(tag, (h = { hist: new Hist(), frames: 0 }));
+      h.hist.add(t - sent);
+      h.frames++;
+    }
+    const prev = last[i]!;
+    if (count[i] === 0) first[i] = seq;
+    else if (seq <= prev) notAbove[i] = notAbove[i]! + 1;
+    else if (seq !== prev + 1) gaps[i] = gaps[i]! + 1;
+    if (count[i] === 0 || seq > prev) last[i] = seq;
+    count[i] = count[i]! + 1;
+    hash[i] = addHash(hash[i]!, pairHashBytes(seq, buf, idAt, idEnd));
+    return;
+  }
+  const f = JSON.parse(buf.toString('utf8', start, end)) as ServerFrame;
+  if (f.type === 'subscribed') {
+    // Frames after `since` are this subscription's (src/gateway/commands.ts).
+    s0[i] = f.since;
+    subscribedWaiters.get(i)?.(true);
+  } else if (f.type === 'error') {
+    errorFrames++;
+    subscribedWaiters.get(i)?.(false, `error frame ${f.code}`);
+  } else otherFrames++;
+}
+
+async function openOne(i: number, errors: Record<string, number>): Promise<number> {
+  const spec = specs[i]!;
+  let retries = 0;
+  for (let attempt = 0; ; attempt++) {
+    if (nextPort > portLast) throw new Error(`out of source ports on ${localAddress}`);
+    const localPort = nextPort++;
+    // A socket given up on below may report its close after the next attempt connected.
+    let current = true;
+    try {
+      const ws = await LiteSocket.connect(
+        { host: spec.host, port: spec.port, path: `${PATHS.ws}?token=${encodeURIComponent(tokens[i]!)}`, localAddress, localPort },
+        {
+          text: (buf, s, e) => onText(i, buf, s, e),
+          closed: (code, reason) => {
+            if (!current) return;
+            closedCode[i] = code;
+            sockets[i] = null;
+            subscribedWaiters.get(i)?.(false, `closed ${code} ${reason}`);
+          },
+        },
+      );
+      sockets[i] = ws;
+      const subscribed = await new Promise<{ ok: boolean; why?: string }>((resolve) => {
+        const timer = setTimeout(() => resolve({ ok: false, why: 'subscribe timeout' }), 60_000);
+        subscribedWaiters.set(i, (ok, why) => {
+          clearTimeout(timer);
+          resolve({ ok, why });
+        });
+        ws.send(clientFrame.subscribe(spec.channel));
+      });
+      subscribedWaiters.delete(i);
+      if (subscribed.ok) return retries;
+      current = false;
+      sockets[i] = null;
+      ws.terminate();
+      throw new UpgradeError(0, subscribed.why ?? 'not subscribed');
+    } catch (e) {
+      const err = e as UpgradeError;
+      const kind = err.code ?? (err.status ? `HTTP ${err.status}` : err.message.slice(0, 40));
+      errors[kind] = (errors[kind] ?? 0) + 1;
+      closedCode[i] = 0;
+      // A source port still taken (by another program, or TIME_WAIT without reuse): next port.
+      if (err.code === 'EADDRINUSE') {
+        portsSkipped++;
+        continue;
+      }
+      if (attempt >= 8) throw e;
+      retries++;
+      await sleep(Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random()));
+    }
+  }
+}
+
+async function connect(concurrency: number): Promise<ClientConnectResult> {
+  const start = performance.now();
+  const signer = new Tokens(secret);
+  tokens = [];
+  for (const s of specs) tokens.push(await signer.sign(s.user, ttl));
+  const tokenMs = performance.now() - start;
+  const errors: Record<string, number> = {};
+  let next = 0;
+  let failed = 0;
+  let retries = 0;
+  const lane = async () => {
+    while (next < specs.length) {
+      const i = next++;
+      try {
+        retries += await openOne(i, errors);
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, specs.length)) }, lane));
+  return {
+    connected: sockets.filter(Boolean).length,
+    failed,
+    ms: Math.round(performance.now() - start),
+    tokenMs: Math.round(tokenMs),
+    retries,
+    portsSkipped,
+    errors,
+  };
+}
+
+function stats(): ClientStats {
+  const cpu = process.cpuUsage(cpu0);
+  const out: ClientStats['tags'] = {};
+  for (const [tag, h] of tags) out[tag] = { hist: h.hist.data(), frames: h.frames };
+  return {
+    tags: out,
+    frames,
+    open: sockets.filter(Boolean).length,
+    closed: closedCode.filter((c) => c !== 0).length,
+    otherFrames,
+    errorFrames,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - t0,
+  };
+}
+
+function records(): SocketRecords {
+  return {
+    channel: specs.map((s) => s.ch),
+    s0: [...s0],
+    count: [...count],
+    first: [...first],
+    last: [...last],
+    gaps: [...gaps],
+    notAbove: [...notAbove],
+    hash: [...hash],
+    closed: [...closedCode],
+  };
+}
+
+process.on('message', async (c: ClientCommand & { id: number }) => {
+  const reply = (r: unknown) => process.send!({ id: c.id, result: r });
+  try {
+    switch (c.op) {
+      case 'init': {
+        specs = c.sockets;
+        secret = c.secret;
+        ttl = c.tokenTtlS;
+        localAddress = c.localAddress;
+        nextPort = c.portFirst;
+        portLast = c.portLast;
+        const n = specs.length;
+        s0 = new Int32Array(n).fill(-1);
+        count = new Int32Array(n);
+        first = new Int32Array(n);
+        last = new Int32Array(n);
+        gaps = new Int32Array(n);
+        notAbove = new Int32Array(n);
+        hash = new Uint32Array(n);
+        closedCode = new Int32Array(n);
+        sockets.length = n;
+        sockets.fill(null);
+        return reply({});
+      }
+      case 'connect':
+        return reply(await connect(c.concurrency));
+      case 'stats':
+        return reply(stats());
+      case 'records':
+        return reply(records());
+      case 'close':
+        for (const s of sockets) s?.terminate();
+        reply({});
+        return setTimeout(() => process.exit(0), 50);
+    }
+  } catch (e) {
+    process.send!({ id: c.id, error: String((e as Error)?.stack ?? e) });
+  }
+});
+process.send!({ ready: true });
