@@ -26,7 +26,7 @@ t.test('the command line: every scenario listed, each with its usage', async (t)
     run(['storm', '--help']).then((r) => r.stdout),
     run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
   ]);
-  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation'])
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'scenario-a'])
     t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);
@@ -80,4 +80,27 @@ t.test('race, quick: direct-in-tx ghosts, notify does not', async (t) => {
   t.equal(by.notify.ghosts, 0, 'notify publishes after the commit');
   t.ok(by.notify.frames > 0, 'notify delivers');
   t.ok(by['direct-in-tx'].ghosts > 0, `direct-in-tx: ${by['direct-in-tx'].ghosts} ghosts of ${by['direct-in-tx'].getChecks}`);
+});
+
+t.test('scenario-a, quick: sockets on 3 gateway instances, steps, a hold, the loss check and the report', async (t) => {
+  const { stdout, stderr } = await run(['scenario-a', '--quick', '--report', out, '--report-tag', 'sa']);
+  t.match(stderr, /a full run takes about \d+/, 'the wall time is printed up front');
+  const raw = JSON.parse(readFileSync(path.join(out, 'sa-scenario-a-raw.json'), 'utf8'));
+  t.equal(raw.instances.length, 3, 'three gateway instances');
+  t.equal(raw.connect.connected, raw.connect.sockets, `every socket subscribed (${raw.connect.connected}/${raw.connect.sockets})`);
+  t.equal(raw.instances.reduce((a: number, i: any) => a + i.sockets, 0), raw.connect.sockets, 'sockets spread over the instances');
+  t.ok(raw.steps.length >= 1, 'steps ran');
+  for (const s of [...raw.steps, raw.hold]) {
+    t.ok(s.ok > 0 && s.delivered === s.expected && s.expected === s.ok * raw.setup.members, `${s.kind} ${s.rate}/s: every frame (${s.delivered}/${s.expected})`);
+    t.ok(s.e2e.n === s.delivered && s.e2e.min > 0 && s.e2e.max < 10_000, `${s.kind} ${s.rate}/s: a sane latency histogram`);
+    t.ok(['api', 'relay', 'gateway-1', 'postgres backends', 'redis', 'clients', 'posters'].every((g) => g in s.usage.groups) && s.usage.server > 0, `${s.kind} ${s.rate}/s: CPU of every group`);
+  }
+  t.ok(raw.hold.windows.length >= 2, 'the hold is reported per window');
+  t.equal(raw.loss.ok, true, 'the loss check passed');
+  t.equal(raw.loss.sockets, raw.connect.sockets);
+  t.equal(raw.loss.frames, [...raw.steps, raw.hold].reduce((a: number, s: any) => a + s.delivered, 0), 'the loss check saw every frame of the run');
+  t.ok(raw.memory.connected.some((p: any) => p.group === 'gateway-1' && p.rssMB > 0), 'gateway memory');
+  const md = readFileSync(path.join(out, 'sa-scenario-a.md'), 'utf8');
+  for (const h of ['## Verdict', '## Steps and hold', '## Loss check', '## CPU by group', '## Where the load generator limits the figures', '## Memory', '## What a post costs', '## Paper model']) t.match(md, h);
+  t.match(stdout, /# Scenario A/, 'the report is printed too');
 });

@@ -141,7 +141,7 @@ export const scenarioA = scenario({
     posters: { type: 'number', default: 4, quick: 1, description: 'posting processes' },
     posterConnections: { type: 'number', default: 32, quick: 4, description: 'keep-alive HTTP connections per posting process' },
     rates: { type: 'numbers', default: [500, 1000, 2000, 4000, 7000, 10_000], quick: [20, 60], description: 'posts/s of the steps, in order' },
-    stepSeconds: { type: 'number', default: 30, quick: 2, description: 'seconds of posting per step' },
+    stepSeconds: { type: 'number', default: 30, quick: 2, description: 'seconds of posting per step (0: no steps)' },
     stopAfterFail: { type: 'number', default: 1, description: '1: no higher step after one that failed (p99, loss of pace or errors); 0: every step' },
     holdRate: { type: 'number', default: 0, description: 'posts/s of the hold (0: the highest step that passed)' },
     holdSeconds: { type: 'number', default: 600, quick: 3, description: 'seconds the hold rate is held (0: no hold)' },
@@ -349,7 +349,7 @@ export const scenarioA = scenario({
 
       // ---- steps
       const steps: StepResult[] = [];
-      for (const [k, rate] of o.rates.entries()) {
+      for (const [k, rate] of (o.stepSeconds > 0 ? o.rates : []).entries()) {
         ctx.log(`scenario-a: step ${k + 1}/${o.rates.length}: ${rate} posts/s for ${o.stepSeconds} s`);
         const s = await stepAt('step', k + 1, rate, o.stepSeconds);
         steps.push(s);
@@ -365,15 +365,19 @@ export const scenarioA = scenario({
       // ---- hold
       const passed = steps.filter((s) => s.pass);
       const holdRate = o.holdRate || (passed.length ? Math.max(...passed.map((s) => s.rate)) : Math.min(...o.rates));
+      if (!(holdRate > 0) && o.holdSeconds > 0) throw new Error('no hold rate: give --hold-rate or --rates');
       const holdChosen = o.holdRate ? 'given (--hold-rate)' : passed.length ? 'the highest step that passed' : 'no step passed: the lowest step rate';
       let hold: StepResult | null = null;
       if (o.holdSeconds > 0) {
         ctx.log(`scenario-a: hold ${holdRate} posts/s for ${o.holdSeconds} s (${holdChosen})`);
+        let shown = HOLD_TAG - 1;
         const watch = setInterval(() => {
           void allStats(clients).then((st) => {
+            // The last window that is over (the current one is still filling).
             const tags = [...new Set(st.flatMap((s) => Object.keys(s.tags).map(Number)))].filter((t) => t >= HOLD_TAG).sort((a, b) => a - b);
-            const t = tags[tags.length - 2] ?? tags[tags.length - 1];
-            if (t === undefined) return;
+            const t = tags[tags.length - 2];
+            if (t === undefined || t <= shown) return;
+            shown = t;
             const h = new Hist();
             for (const s of st) if (s.tags[t]) h.merge(s.tags[t].hist);
             const q = h.summary();
@@ -488,12 +492,12 @@ export function fmtDuration(s: number): string {
 
 /** Wall time of a run in which every step passes (the upper bound with the default stop-after-fail). */
 export function estimateSeconds(o: { sockets: number; channels: number; rates: number[]; stepSeconds: number; holdSeconds: number; idleSeconds: number }, clients: number) {
-  const posts = o.rates.reduce((a, r) => a + r * o.stepSeconds, 0) + Math.max(...o.rates) * o.holdSeconds;
+  const posts = o.rates.reduce((a, r) => a + r * o.stepSeconds, 0) + Math.max(0, ...o.rates) * o.holdSeconds;
   const parts = {
     // measured here: ~800 API calls/s for set-up, ~1500 sockets/s for the ramp (2 cores, shared)
     'start and set-up': 15 + (o.channels * 2) / 800,
     connect: (o.sockets / clients) * 0.0004 + o.sockets / 1500,
-    steps: o.idleSeconds + 4 + o.rates.length * (o.stepSeconds + 3),
+    steps: o.idleSeconds + 4 + (o.stepSeconds > 0 ? o.rates.length * (o.stepSeconds + 3) : 0),
     hold: o.holdSeconds + (o.holdSeconds ? 3 : 0),
     'loss check': 5 + posts / 100_000,
   };
