@@ -35,6 +35,9 @@ export interface ClientConnectResult {
   retries: number;
   portsSkipped: number;
   errors: Record<string, number>;
+  /** Per socket that made it: TCP connect + upgrade (101), then subscribe → `subscribed`, ms. */
+  upgrade: HistData;
+  subscribe: HistData;
 }
 
 export interface ClientStats {
@@ -85,6 +88,8 @@ const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 /** Waiting for a socket's `subscribed` frame. */
 const subscribedWaiters = new Map<number, (ok: boolean, why?: string) => void>();
+const upgradeHist = new Hist();
+const subscribeHist = new Hist();
 
 function readInt(buf: Buffer, at: number, end: number): number {
   let v = 0;
@@ -144,6 +149,7 @@ async function openOne(i: number, errors: Record<string, number>): Promise<numbe
     const localPort = nextPort++;
     // A socket given up on below may report its close after the next attempt connected.
     let current = true;
+    const tOpen = performance.now();
     try {
       const ws = await LiteSocket.connect(
         { host: spec.host, port: spec.port, path: `${PATHS.ws}?token=${encodeURIComponent(tokens[i]!)}`, localAddress, localPort },
@@ -158,6 +164,7 @@ async function openOne(i: number, errors: Record<string, number>): Promise<numbe
         },
       );
       sockets[i] = ws;
+      const tSub = performance.now();
       const subscribed = await new Promise<{ ok: boolean; why?: string }>((resolve) => {
         const timer = setTimeout(() => resolve({ ok: false, why: 'subscribe timeout' }), 60_000);
         subscribedWaiters.set(i, (ok, why) => {
@@ -167,7 +174,11 @@ async function openOne(i: number, errors: Record<string, number>): Promise<numbe
         ws.send(clientFrame.subscribe(spec.channel));
       });
       subscribedWaiters.delete(i);
-      if (subscribed.ok) return retries;
+      if (subscribed.ok) {
+        upgradeHist.add(tSub - tOpen);
+        subscribeHist.add(performance.now() - tSub);
+        return retries;
+      }
       current = false;
       sockets[i] = null;
       ws.terminate();
@@ -218,6 +229,8 @@ async function connect(concurrency: number): Promise<ClientConnectResult> {
     retries,
     portsSkipped,
     errors,
+    upgrade: upgradeHist.data(),
+    subscribe: subscribeHist.data(),
   };
 }
 

@@ -151,6 +151,8 @@ export function renderReport(r: ScenarioAResult): string {
   L.push(
     `${int(r.connect.connected)} of ${int(r.connect.sockets)} sockets upgraded and subscribed in ${f(r.connect.seconds)} s (${int(r.connect.perSecond)} sockets/s after ${f(r.connect.tokenSeconds)} s signing tokens), ${r.connect.failed} failed, ${r.connect.retries} retries, ${r.connect.portsSkipped} source ports skipped as taken` +
       (Object.keys(r.connect.errors).length ? `; errors on the way: ${Object.entries(r.connect.errors).map(([k, v]) => `${k} ×${v}`).join(', ')}` : '') +
+      `. Per socket: TCP connect + upgrade p50 ${f(Hist.from(r.connect.upgrade).q(0.5))} / p99 ${f(Hist.from(r.connect.upgrade).q(0.99))} ms, subscribe → \`subscribed\` p50 ${f(Hist.from(r.connect.subscribe).q(0.5))} / p99 ${f(Hist.from(r.connect.subscribe).q(0.99))} ms (${o.connectConcurrency} upgrades in flight per client process). ` +
+      `CPU over the ramp (% of a core): ${Object.entries(r.connect.usage.groups).map(([g, v]) => `${g} ${f(v, 0)}`).join(', ')}; machine ${f(r.connect.usage.machine, 0)} %, of which not ours ${f(r.connect.usage.others, 0)} %` +
       `. Kernel TCP memory (socket buffers, both ends, not in any RSS): ${r.memory.tcpKernelMB.baseline} MB before, ${r.memory.tcpKernelMB.connected} MB connected, ${r.memory.tcpKernelMB.end} MB at the end.`,
     '',
   );
@@ -255,6 +257,16 @@ export function renderReport(r: ScenarioAResult): string {
     `Gateways: ${gw.processes} processes, ${f(gw.baselineMB, 0)} MB before any socket, ${f(gw.connectedMB, 0)} MB with ${int(r.connect.connected)} sockets subscribed, ${f(gw.endMB, 0)} MB at the end: ` +
       `**${f(gw.kbPerConnConnected, 2)} KB per connection** once connected (RSS growth / sockets), ${f(gw.kbPerConnEnd, 2)} KB at the end (rings holding recent frames, V8 heap not yet collected), ${f(gw.kbPerConnTotal, 2)} KB counting the whole processes. ` +
       `Kernel socket buffers are extra: ${r.memory.tcpKernelMB.connected - r.memory.tcpKernelMB.baseline} MB for both ends of every connection on this machine.`,
+    '',
+  );
+  const h = r.memory.gatewayHeap;
+  const perConn = (mb: number) => f((mb * 1024) / Math.max(1, r.connect.connected), 2);
+  L.push(
+    `Where it goes (the gateways' own /metrics, summed; growth from before connecting to connected / to the end, KB per connection): ` +
+      `V8 heap in use ${perConn(h.connected.heapUsed - h.baseline.heapUsed)} / ${perConn(h.end.heapUsed - h.baseline.heapUsed)}, ` +
+      `V8 heap allocated ${perConn(h.connected.heapTotal - h.baseline.heapTotal)} / ${perConn(h.end.heapTotal - h.baseline.heapTotal)}, ` +
+      `external (Buffers) ${perConn(h.connected.external - h.baseline.external)} / ${perConn(h.end.external - h.baseline.external)}, ` +
+      `the rest of the RSS (uWS's per-socket structures, malloc, code) ${perConn(gw.connectedMB - gw.baselineMB - (h.connected.heapTotal - h.baseline.heapTotal) - (h.connected.external - h.baseline.external))} / ${perConn(gw.endMB - gw.baselineMB - (h.end.heapTotal - h.baseline.heapTotal) - (h.end.external - h.baseline.external))}.`,
     '',
   );
 

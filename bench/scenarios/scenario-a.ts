@@ -101,6 +101,12 @@ export interface ProcMem {
   rssMB: number;
 }
 
+export interface HeapMB {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+}
+
 export interface ScenarioAResult {
   options: Record<string, unknown>;
   machine: { cpus: number; cpu: string; memGiB: number; kernel: string; node: string; openFiles: string };
@@ -116,8 +122,31 @@ export interface ScenarioAResult {
   mode: InstanceMode;
   instances: { name: string; ports: number[]; processes: number; sockets: number }[];
   setup: { channels: number; members: number; seconds: number };
-  connect: { sockets: number; connected: number; failed: number; seconds: number; perSecond: number; retries: number; portsSkipped: number; errors: Record<string, number>; clientProcesses: number; tokenSeconds: number };
-  memory: { baseline: ProcMem[]; connected: ProcMem[]; end: ProcMem[]; tcpKernelMB: { baseline: number; connected: number; end: number } };
+  connect: {
+    sockets: number;
+    connected: number;
+    failed: number;
+    seconds: number;
+    perSecond: number;
+    retries: number;
+    portsSkipped: number;
+    errors: Record<string, number>;
+    clientProcesses: number;
+    tokenSeconds: number;
+    /** Per socket: TCP connect + upgrade, and subscribe → subscribed (ms). */
+    upgrade: HistData;
+    subscribe: HistData;
+    /** CPU over the ramp (token signing included). */
+    usage: WindowUsage;
+  };
+  memory: {
+    baseline: ProcMem[];
+    connected: ProcMem[];
+    end: ProcMem[];
+    tcpKernelMB: { baseline: number; connected: number; end: number };
+    /** The gateways' own view (their /metrics, summed): V8 heap used and allocated, and external (Buffers), MB. */
+    gatewayHeap: { baseline: HeapMB; connected: HeapMB; end: HeapMB };
+  };
   idle: WindowUsage;
   steps: StepResult[];
   hold: StepResult | null;
@@ -201,6 +230,11 @@ export const scenarioA = scenario({
         );
         return { api: api!, relay: relay!, gateways: gateways! };
       };
+      const gatewayHeap = async (): Promise<HeapMB> => {
+        const m = mergeSums(await Promise.all(metricUrls.gateways.map((u) => scrape(u, HARNESS_ADMIN_TOKEN))));
+        const mb = (k: string) => Math.round(((m.get(k) ?? 0) / 2 ** 20) * 10) / 10;
+        return { heapUsed: mb('walcast_nodejs_heap_size_used_bytes'), heapTotal: mb('walcast_nodejs_heap_size_total_bytes'), external: mb('walcast_nodejs_external_memory_bytes') };
+      };
 
       // ---- channels and members, through the API (member 0 creates, invites the others)
       const tSetup = performance.now();
@@ -244,8 +278,10 @@ export const scenarioA = scenario({
       await sleep(500);
       const memBaseline = memOf();
       const tcpBaseline = tcpKernelMB();
+      const heapBaseline = await gatewayHeap();
       ctx.log(`scenario-a: connecting ${o.sockets} sockets from ${nClients} processes`);
       const tConn = performance.now();
+      const c0 = snapshot(procs());
       const progress = setInterval(() => {
         void Promise.all(clients.map((c) => c.send<ClientStats>({ op: 'stats' }))).then((s) => ctx.log(`  ${s.reduce((a, x) => a + x.open, 0)} sockets open, ${Math.round((performance.now() - tConn) / 1000)} s`));
       }, 15_000);
@@ -255,15 +291,20 @@ export const scenarioA = scenario({
       } finally {
         clearInterval(progress);
       }
+      const connUsage = usage(c0, snapshot(procs()), procs(), false);
       const connS = Math.max(...conn.map((c) => c.ms)) / 1000;
       const tokenS = Math.max(...conn.map((c) => c.tokenMs)) / 1000;
       const connected = conn.reduce((a, c) => a + c.connected, 0);
       const connErrors: Record<string, number> = {};
       for (const c of conn) for (const [k, v] of Object.entries(c.errors)) connErrors[k] = (connErrors[k] ?? 0) + v;
-      ctx.log(`scenario-a: ${connected}/${o.sockets} sockets subscribed in ${connS.toFixed(1)} s (${Math.round(connected / Math.max(0.001, connS - tokenS))}/s after ${tokenS.toFixed(1)} s signing tokens)`);
+      ctx.log(
+        `scenario-a: ${connected}/${o.sockets} sockets subscribed in ${connS.toFixed(1)} s (${Math.round(connected / Math.max(0.001, connS - tokenS))}/s after ${tokenS.toFixed(1)} s signing tokens); ` +
+          `server ${connUsage.server} %, load generators ${connUsage.load} %, machine ${connUsage.machine} % of a core`,
+      );
       await sleep(o.idleSeconds > 2 ? 3000 : 500);
       const memConnected = memOf();
       const tcpConnected = tcpKernelMB();
+      const heapConnected = await gatewayHeap();
 
       // ---- idle background
       const i0 = snapshot(procs());
@@ -398,6 +439,7 @@ export const scenarioA = scenario({
       await sleep(1000);
       const memEnd = memOf();
       const tcpEnd = tcpKernelMB();
+      const heapEnd = await gatewayHeap();
       ctx.log('scenario-a: loss check');
       const records = await Promise.all(clients.map((c) => c.send<SocketRecords>({ op: 'records' })));
       const accepted = new Map<number, AcceptedTruth>();
@@ -443,8 +485,17 @@ export const scenarioA = scenario({
           errors: connErrors,
           clientProcesses: nClients,
           tokenSeconds: tokenS,
+          upgrade: conn.reduce((h, c) => h.merge(c.upgrade), new Hist()).data(),
+          subscribe: conn.reduce((h, c) => h.merge(c.subscribe), new Hist()).data(),
+          usage: connUsage,
         },
-        memory: { baseline: memBaseline, connected: memConnected, end: memEnd, tcpKernelMB: { baseline: tcpBaseline, connected: tcpConnected, end: tcpEnd } },
+        memory: {
+          baseline: memBaseline,
+          connected: memConnected,
+          end: memEnd,
+          tcpKernelMB: { baseline: tcpBaseline, connected: tcpConnected, end: tcpEnd },
+          gatewayHeap: { baseline: heapBaseline, connected: heapConnected, end: heapEnd },
+        },
         idle,
         steps,
         hold,
