@@ -1,11 +1,11 @@
-// Forks bench/worker.ts processes (or another entry point speaking the same IPC: `ready`, then
-// one reply per request id, and a `close` op) and talks to them over IPC.
+// Forks bench/worker.ts processes and talks to them over IPC (one request at a time per call id).
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WorkerCommand } from '../worker.js';
 
 const WORKER = fileURLToPath(new URL('../worker.ts', import.meta.url));
 
+/** A worker process; `C`: the commands its entry point understands. */
 export class Worker<C extends { op: string } = WorkerCommand> {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
@@ -30,10 +30,10 @@ export class Worker<C extends { op: string } = WorkerCommand> {
     });
   }
 
-  /** A bench/worker.ts process, or another entry point speaking the same IPC (`entry`, a file path). */
-  static async start<C extends { op: string } = WorkerCommand>(entry = WORKER): Promise<Worker<C>> {
+  /** `module`: another worker entry point (a scenario's own; same IPC shape: `ready`, then {id, result | error}). */
+  static async start<C extends { op: string } = WorkerCommand>(module: string = WORKER): Promise<Worker<C>> {
     // Room for 20k sockets a worker; the heap is sized for many subscribers.
-    const child = fork(entry, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(module, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const w = new Worker<C>(child);
     await w.ready;
     return w;
@@ -54,12 +54,12 @@ export class Worker<C extends { op: string } = WorkerCommand> {
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
-    await this.send({ op: 'close' } as C).catch(() => {}); // every worker entry point has `close`
+    await this.send({ op: 'close' } as C).catch(() => {});
     await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 }
 
-export async function startWorkers(n: number): Promise<Worker[]> {
-  return Promise.all(Array.from({ length: n }, () => Worker.start()));
+export async function startWorkers<C extends { op: string } = WorkerCommand>(n: number, module?: string): Promise<Worker<C>[]> {
+  return Promise.all(Array.from({ length: n }, () => Worker.start<C>(module)));
 }

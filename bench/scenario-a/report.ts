@@ -235,6 +235,22 @@ export function renderReport(r: ScenarioAResult): string {
     '',
   );
 
+  const shown = r.hold ?? best ?? r.steps[r.steps.length - 1];
+  if (shown) {
+    L.push(`### Every process during ${shown.kind === 'hold' ? 'the hold' : `the ${shown.rate}/s step`} (CPU % of a core, RSS at the end of the window)`, '');
+    const rows: (string | number)[][] = [];
+    const pgKinds = new Map<string, { n: number; cpu: number; rss: number }>();
+    for (const p of shown.usage.procs) {
+      if (p.group.startsWith('postgres')) {
+        const k = pgKinds.get(p.group) ?? { n: 0, cpu: 0, rss: 0 };
+        pgKinds.set(p.group, { n: k.n + 1, cpu: k.cpu + p.cpu, rss: k.rss + p.rssMB });
+      } else rows.push([p.name, f(p.cpu), f(p.rssMB, 0)]);
+    }
+    for (const [g, k] of pgKinds) rows.push([`${g} (${k.n} processes)`, f(k.cpu), f(k.rss, 0)]);
+    L.push(table(['process', 'CPU %', 'RSS MB'], rows), '');
+    L.push("PostgreSQL's RSS counts its shared buffers in every process that touched them, so its sum overstates its memory.", '');
+  }
+
   L.push('## Where the load generator limits the figures', '');
   for (const line of limits(r, best)) L.push(`- ${line}`);
   L.push('');
