@@ -1,15 +1,18 @@
 // A Scenario A client process (forked by the scenario through bench/lib/workers.ts, IPC like
-// bench/worker.ts): holds its share of the sockets, each one member of one channel, from its own
-// loopback source address with explicit source ports (bench/scenario-a/ws-lite.ts). Per message
+// bench/worker.ts): holds its share of the sockets (`ws`), each one member of one channel, from
+// its own loopback source address with explicit source ports (binding to port 0 on a source
+// address makes the kernel scan the port space for each connect, which stalled a ramp near 54k
+// sockets). Frames are read as bytes: message frames by their prefix and a few indexOf, without
+// parsing the JSON (at 100k frames/s the client shares the cores with the servers). Per message
 // frame: POST start → frame latency into the histogram of the frame's tag (the step it was
 // posted in; the send time and tag travel in the message text), and the socket's loss record
 // (bench/scenario-a/check.ts). Timestamps are CLOCK_MONOTONIC (process.hrtime), the same clock
 // in every process of the machine.
+import WebSocket from 'ws';
 import { Tokens } from '../../src/auth/tokens.js';
 import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from '../../src/protocol.js';
 import { Hist, type HistData } from '../lib/hist.js';
 import { addHash, pairHashBytes, type SocketRecords } from './check.js';
-import { LiteSocket, UpgradeError } from './ws-lite.js';
 
 export interface ClientSocketSpec {
   /** Channel index (0-based) and id, the member's user id, and the gateway it connects to. */
@@ -71,7 +74,7 @@ let localAddress = '127.0.0.1';
 let nextPort = 0;
 let portLast = 0;
 let portsSkipped = 0;
-const sockets: (LiteSocket | null)[] = [];
+const sockets: (WebSocket | null)[] = [];
 let s0: Int32Array;
 let count: Int32Array;
 let first: Int32Array;
@@ -141,8 +144,48 @@ function onText(i: number, buf: Buffer, start: number, end: number): void {
   } else otherFrames++;
 }
 
+/** Why an attempt failed: a socket error code (EADDRINUSE...), the upgrade's HTTP status, or a message. */
+class AttemptError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Opens one WebSocket from localAddress:localPort; resolves once it is open. */
+function openWs(url: string, localPort: number, onText: (buf: Buffer) => void, onClose: (code: number) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    // `ws` passes localAddress/localPort through http.request to net.connect.
+    const ws = new WebSocket(url, { localAddress, localPort, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000 });
+    let open = false;
+    ws.on('unexpected-response', (_req, res) => {
+      reject(new AttemptError(`HTTP ${res.statusCode}`, undefined, res.statusCode));
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (e: NodeJS.ErrnoException) => {
+      if (!open) reject(new AttemptError(e.message, e.code));
+    });
+    ws.on('open', () => {
+      open = true;
+      resolve(ws);
+    });
+    ws.on('message', (d: Buffer, isBinary: boolean) => {
+      if (!isBinary) onText(d);
+    });
+    ws.on('close', (code: number) => {
+      if (open) onClose(code);
+      else reject(new AttemptError(`closed ${code} before open`));
+    });
+  });
+}
+
 async function openOne(i: number, errors: Record<string, number>): Promise<number> {
   const spec = specs[i]!;
+  const url = `ws://${spec.host}:${spec.port}${PATHS.ws}?token=${encodeURIComponent(tokens[i]!)}`;
   let retries = 0;
   for (let attempt = 0; ; attempt++) {
     if (nextPort > portLast) throw new Error(`out of source ports on ${localAddress}`);
@@ -151,16 +194,15 @@ async function openOne(i: number, errors: Record<string, number>): Promise<numbe
     let current = true;
     const tOpen = performance.now();
     try {
-      const ws = await LiteSocket.connect(
-        { host: spec.host, port: spec.port, path: `${PATHS.ws}?token=${encodeURIComponent(tokens[i]!)}`, localAddress, localPort },
-        {
-          text: (buf, s, e) => onText(i, buf, s, e),
-          closed: (code, reason) => {
-            if (!current) return;
-            closedCode[i] = code;
-            sockets[i] = null;
-            subscribedWaiters.get(i)?.(false, `closed ${code} ${reason}`);
-          },
+      const ws = await openWs(
+        url,
+        localPort,
+        (buf) => onText(i, buf, 0, buf.length),
+        (code) => {
+          if (!current) return;
+          closedCode[i] = code;
+          sockets[i] = null;
+          subscribedWaiters.get(i)?.(false, `closed ${code}`);
         },
       );
       sockets[i] = ws;
@@ -182,13 +224,13 @@ async function openOne(i: number, errors: Record<string, number>): Promise<numbe
       current = false;
       sockets[i] = null;
       ws.terminate();
-      throw new UpgradeError(0, subscribed.why ?? 'not subscribed');
+      throw new AttemptError(subscribed.why ?? 'not subscribed');
     } catch (e) {
-      const err = e as UpgradeError;
+      const err = e as AttemptError;
       const kind = err.code ?? (err.status ? `HTTP ${err.status}` : err.message.slice(0, 40));
       errors[kind] = (errors[kind] ?? 0) + 1;
       closedCode[i] = 0;
-      // A source port still taken (by another program, or TIME_WAIT without reuse): next port.
+      // A source port still taken (by another program, or a socket in TIME_WAIT): the next one.
       if (err.code === 'EADDRINUSE') {
         portsSkipped++;
         continue;

@@ -136,7 +136,7 @@ export function renderReport(r: ScenarioAResult): string {
         ? `each run as one \`walcast gateway\` with WALCAST_GATEWAY_WORKERS=${o.processesPerInstance} (worker processes sharing the instance's port)`
         : `each made of ${o.processesPerInstance} separate \`walcast gateway\` processes on their own ports, the instance's clients spread evenly over them (bench/scenario-a/instances.ts; the open-files cap of ${r.machine.openFiles} leaves ~19k sockets per process)`) +
       `. Channel c has members a<c>m0..a<c>m${r.setup.members - 1}, created through the API (member 0 creates the channel and invites the others); member k of channel c holds one socket on instance (c·${r.setup.members} + k) mod ${r.instances.length}, so every channel is on every instance. ` +
-      `${r.connect.clientProcesses} client processes (bench/scenario-a/client.ts, a minimal WebSocket client on net.Socket), each on its own source address (${o.sourceNet}.1, .2, ...) with explicit source ports from ${o.sourcePortFirst}; ` +
+      `${r.connect.clientProcesses} client processes (bench/scenario-a/client.ts, \`ws\` sockets, frames read as bytes), each on its own source address (${o.sourceNet}.1, .2, ...) with explicit source ports from ${o.sourcePortFirst}; ` +
       `${o.posters} posting processes (bench/scenario-a/poster.ts, undici Pool, ${o.posterConnections} keep-alive connections each), open loop at the step's rate, each post by member 0 of its channel, channels round robin. ` +
       `Latency is POST start → message frame at each member's socket (CLOCK_MONOTONIC in both processes; the send time travels in the text).`,
     '',

@@ -545,9 +545,10 @@ export function fmtDuration(s: number): string {
 export function estimateSeconds(o: { sockets: number; channels: number; rates: number[]; stepSeconds: number; holdSeconds: number; idleSeconds: number }, clients: number) {
   const posts = o.rates.reduce((a, r) => a + r * o.stepSeconds, 0) + Math.max(0, ...o.rates) * o.holdSeconds;
   const parts = {
-    // measured here: ~800 API calls/s for set-up, ~1500 sockets/s for the ramp (2 cores, shared)
-    'start and set-up': 15 + (o.channels * 2) / 800,
-    connect: (o.sockets / clients) * 0.0004 + o.sockets / 1500,
+    // measured here: ~150 channels/s set up (create + invite), ~450 sockets/s ramp on 2 busy cores
+    // (~2 ms of gateway CPU and ~0.6 ms of PostgreSQL per socket): ~800/s assumed on idle ones
+    'start and set-up': 15 + o.channels / 150,
+    connect: (o.sockets / clients) * 0.0001 + o.sockets / 800,
     steps: o.idleSeconds + 4 + (o.stepSeconds > 0 ? o.rates.length * (o.stepSeconds + 3) : 0),
     hold: o.holdSeconds + (o.holdSeconds ? 3 : 0),
     'loss check': 5 + posts / 100_000,
