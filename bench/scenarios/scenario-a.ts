@@ -12,7 +12,7 @@
 // Every size is a flag; --quick is a few hundred sockets for seconds. Writes
 // <report>/<tag>-scenario-a.md and -raw.json (bench/scenario-a/report.ts renders them).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,8 +184,15 @@ export const scenarioA = scenario({
     roleEnv: { type: 'string', default: '', description: 'extra settings for every role, K=V,K=V (e.g. WALCAST_WRITE_CONCURRENCY=8)' },
     report: { type: 'string', default: 'bench/results', quick: '', description: "directory for <tag>-scenario-a.md and -raw.json ('' : print only)" },
     reportTag: { type: 'string', default: new Date().toISOString().slice(0, 10), description: 'file name prefix of the report' },
+    render: { type: 'string', default: '', description: 'run nothing: render the report of an earlier run from its -raw.json (written next to it)' },
   },
   async run(o, ctx): Promise<ScenarioAResult> {
+    if (o.render) {
+      const r = JSON.parse(readFileSync(o.render, 'utf8')) as ScenarioAResult;
+      const md = o.render.replace(/-raw\.json$/, '.md');
+      if (md !== o.render) writeFileSync(md, renderReport(r));
+      return { ...r, files: md !== o.render ? [md] : [] };
+    }
     const started = new Date();
     const t0 = performance.now();
     const members = Math.floor(o.sockets / o.channels);
