@@ -104,3 +104,14 @@ t.test('scenario-a, quick: sockets on 3 gateway instances, steps, a hold, the lo
   for (const h of ['## Verdict', '## Steps and hold', '## Loss check', '## CPU by group', '## Where the load generator limits the figures', '## Memory', '## What a post costs', '## Paper model']) t.match(md, h);
   t.match(stdout, /# Scenario A/, 'the report is printed too');
 });
+
+t.test('scenario-a, quick, faults injected at the clients: the loss check catches a lost and a doubled frame, and the run fails', async (t) => {
+  const e = await run(['scenario-a', '--quick', '--sockets', '60', '--channels', '6', '--rates', '30', '--hold-seconds', '0', '--inject-faults', '1']).then(
+    () => null,
+    (err: { code: number; stdout: string }) => err,
+  );
+  t.equal(e?.code, 1, 'exit 1');
+  // Two client processes, each with one socket missing a frame and one getting a frame twice.
+  t.match(e?.stdout, /\*\*LOSS\*\*: 2 missing, 2 extra, 2 duplicate or out of order, 2 gaps, 0 sockets disconnected, 0 accepted posts not stored/);
+  t.match(e?.stdout, /60 sockets checked: 56 got exactly the stored messages/);
+});

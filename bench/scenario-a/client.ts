@@ -24,7 +24,7 @@ export interface ClientSocketSpec {
 }
 
 export type ClientCommand =
-  | { op: 'init'; secret: string; tokenTtlS: number; localAddress: string; portFirst: number; portLast: number; sockets: ClientSocketSpec[] }
+  | { op: 'init'; secret: string; tokenTtlS: number; localAddress: string; portFirst: number; portLast: number; sockets: ClientSocketSpec[]; injectFaults?: boolean }
   | { op: 'connect'; concurrency: number }
   | { op: 'stats' }
   | { op: 'records' }
@@ -92,6 +92,8 @@ const t0 = performance.now();
 /** Waiting for a socket's `subscribed` frame. */
 const subscribedWaiters = new Map<number, (ok: boolean, why?: string) => void>();
 const upgradeHist = new Hist();
+let inject = false;
+const injected = { dropped: false, doubled: false };
 const subscribeHist = new Hist();
 
 function readInt(buf: Buffer, at: number, end: number): number {
@@ -102,6 +104,16 @@ function readInt(buf: Buffer, at: number, end: number): number {
     v = v * 10 + (c - 48);
   }
   return v;
+}
+
+function record(i: number, seq: number, h: number): void {
+  const prev = last[i]!;
+  if (count[i] === 0) first[i] = seq;
+  else if (seq <= prev) notAbove[i] = notAbove[i]! + 1;
+  else if (seq !== prev + 1) gaps[i] = gaps[i]! + 1;
+  if (count[i] === 0 || seq > prev) last[i] = seq;
+  count[i] = count[i]! + 1;
+  hash[i] = addHash(hash[i]!, h);
 }
 
 function onText(i: number, buf: Buffer, start: number, end: number): void {
@@ -124,13 +136,12 @@ function onText(i: number, buf: Buffer, start: number, end: number): void {
       h.hist.add(t - sent);
       h.frames++;
     }
-    const prev = last[i]!;
-    if (count[i] === 0) first[i] = seq;
-    else if (seq <= prev) notAbove[i] = notAbove[i]! + 1;
-    else if (seq !== prev + 1) gaps[i] = gaps[i]! + 1;
-    if (count[i] === 0 || seq > prev) last[i] = seq;
-    count[i] = count[i]! + 1;
-    hash[i] = addHash(hash[i]!, pairHashBytes(seq, buf, idAt, idEnd));
+    const h = pairHashBytes(seq, buf, idAt, idEnd);
+    // --inject-faults: socket 0 loses its 3rd message, socket 1 sees its 5th twice (the loss
+    // check must catch both).
+    if (inject && i === 0 && count[i] === 2 && !injected.dropped) return void (injected.dropped = true);
+    if (inject && i === 1 && count[i] === 4 && !injected.doubled) (injected.doubled = true), record(i, seq, h);
+    record(i, seq, h);
     return;
   }
   const f = JSON.parse(buf.toString('utf8', start, end)) as ServerFrame;
@@ -317,6 +328,7 @@ process.on('message', async (c: ClientCommand & { id: number }) => {
         localAddress = c.localAddress;
         nextPort = c.portFirst;
         portLast = c.portLast;
+        inject = Boolean(c.injectFaults);
         const n = specs.length;
         s0 = new Int32Array(n).fill(-1);
         count = new Int32Array(n);

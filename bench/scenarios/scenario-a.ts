@@ -184,6 +184,7 @@ export const scenarioA = scenario({
     roleEnv: { type: 'string', default: '', description: 'extra settings for every role, K=V,K=V (e.g. WALCAST_WRITE_CONCURRENCY=8)' },
     report: { type: 'string', default: 'bench/results', quick: '', description: "directory for <tag>-scenario-a.md and -raw.json ('' : print only)" },
     reportTag: { type: 'string', default: new Date().toISOString().slice(0, 10), description: 'file name prefix of the report' },
+    injectFaults: { type: 'number', default: 0, description: '1: in each client process one socket drops a message and one sees a message twice (proves the loss check catches them; the run must fail)' },
     render: { type: 'string', default: '', description: 'run nothing: render the report of an earlier run from its -raw.json (written next to it)' },
   },
   async run(o, ctx): Promise<ScenarioAResult> {
@@ -265,7 +266,7 @@ export const scenarioA = scenario({
       const perClient = Math.max(...share.map((s) => s.length));
       await Promise.all(
         clients.map((c, i) =>
-          c.send({ op: 'init', secret: topo.secret, tokenTtlS: ttl, localAddress: `${o.sourceNet}.${i + 1}`, portFirst: o.sourcePortFirst, portLast: Math.min(65_000, o.sourcePortFirst + perClient * 2), sockets: share[i]! }),
+          c.send({ op: 'init', secret: topo.secret, tokenTtlS: ttl, localAddress: `${o.sourceNet}.${i + 1}`, portFirst: o.sourcePortFirst, portLast: Math.min(65_000, o.sourcePortFirst + perClient * 2), sockets: share[i]!, injectFaults: o.injectFaults > 0 }),
         ),
       );
       await Promise.all(
@@ -612,15 +613,21 @@ async function storedTruth(url: string, channelIds: string[]) {
   } finally {
     await c.end();
   }
+  const memo = new Map<string, { count: number; last: number; hash: number }>();
   return {
-    /** Messages stored after s0. */
+    /** Messages stored after s0 (every member of a channel asks the same). */
     after: (ch: number, s0: number) => {
+      const key = `${ch}:${s0}`;
+      const known = memo.get(key);
+      if (known) return known;
       const t = bySeq.get(ch);
       let count = 0;
       let hash = 0;
       let last = s0;
       if (t) for (let s = s0 + 1; s <= t.max; s++) if (t.present[s]) (count++, (hash = (hash + t.hash[s]!) >>> 0), (last = s));
-      return { count, last, hash };
+      const out = { count, last, hash };
+      memo.set(key, out);
+      return out;
     },
     /** Of these seqs, how many are stored, and their hash sum. */
     at: (ch: number, seqs: number[]) => {
