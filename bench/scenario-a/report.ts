@@ -134,6 +134,13 @@ export function renderReport(r: ScenarioAResult): string {
         ['10,000 posts/s (100,000 frames/s)', best ? `highest step passed: ${int(best.rate)} posts/s (${int(best.rate * r.setup.members)} frames/s); ${r.steps.find((s) => !s.pass) ? `failed at ${int(r.steps.find((s) => !s.pass)!.rate)}/s: ${r.steps.find((s) => !s.pass)!.why.join('; ')}` : 'every step passed'}` : `no step passed (${r.steps[0]?.why.join('; ') ?? 'no steps'})`],
         [`p99 < ${o.p99Ms} ms for ${fmtS(o.holdSeconds)}`, r.hold && hq ? `${r.hold.pass ? 'held' : 'NOT held'} at ${int(r.hold.rate)} posts/s for ${fmtS(r.hold.seconds)}: p50 ${f(hq.p50)} / p95 ${f(hq.p95)} / p99 ${f(hq.p99)} ms, worst window p99 ${f(Math.max(...(r.hold.windows ?? []).map((w) => Hist.from(w.e2e).q(0.99))))} ms` : 'no hold'],
         ['0 % message loss', r.loss.ok ? `0 lost, 0 duplicated, 0 out of order: ${int(r.loss.socketsOk)} of ${int(r.loss.sockets)} sockets got exactly the ${int(r.loss.frames)} frames stored for them; ${int(r.loss.acceptedPosts)} accepted posts all stored` : `**LOSS**: ${int(r.loss.missing)} missing, ${int(r.loss.extra)} extra, ${int(r.loss.notAbove)} duplicate or out of order, ${int(r.loss.gaps)} gaps, ${r.loss.disconnected} sockets disconnected, ${r.loss.acceptedNotStored} accepted posts not stored`],
+        [
+          'frames per server CPU-second',
+          all
+            .filter((s) => s.delivered > 0)
+            .map((s) => `${stepLabel(s)} ${int(s.delivered / ((s.usage.server / 100) * s.usage.seconds))}`)
+            .join(', ') + ' (frames delivered / CPU-seconds of api, relay, gateways, PostgreSQL and Redis)',
+        ],
         ['memory per connection (issue 14: ≤ 3 KB)', `${f(gw.kbPerConnConnected, 2)} KB per connection on the gateways once connected, ${f(gw.kbPerConnEnd, 2)} KB at the end (RSS growth over ${gw.processes} processes / connections)`],
       ],
     ),
@@ -347,7 +354,7 @@ export function renderReport(r: ScenarioAResult): string {
   L.push(
     `**What a user needs** (this model, ≤ 60 % CPU per machine): one PostgreSQL machine of ${vcpus(pgCores)} vCPU; 3 gateway machines of ${vcpus(gwPerInstance)} vCPU and ${Math.max(2, Math.ceil(gwMemGiB * 2))} GiB each ` +
       `(one instance each; its workers ≈ one per core); api, relay and Redis together ${f(small, 2)} cores: one machine of ${vcpus(small)} vCPU (two for failover). ` +
-      `That is ${3 + 2} machines and ${vcpus(pgCores) + 3 * vcpus(gwPerInstance) + vcpus(small)} vCPU in all for ${int(model.target.postsPerS)} posts/s to ${int(model.target.connections)} connections.` +
+      `That is 5 machines (6 with a standby for the api, relay and Redis) and ${vcpus(pgCores) + 3 * vcpus(gwPerInstance) + vcpus(small)} vCPU in all for ${int(model.target.postsPerS)} posts/s to ${int(model.target.connections)} connections.` +
       (c.relay > 0.7 ? ' The relay is the exception: one process cannot give more than one core, so at this rate it must get cheaper per post before anything else matters.' : ''),
     '',
   );
