@@ -79,3 +79,38 @@ export function cpuWindow(groups: PidGroups): () => Record<string, number> {
     return out;
   };
 }
+
+/** The machine's CPU time so far, all cores, in ms: busy (user, nice, system, irq, softirq, steal) and idle (idle, iowait). */
+export function machineCpuMs(): { busy: number; idle: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    return { busy: (user + nice + system + irq + softirq + steal) * TICK_MS, idle: (idle + iowait) * TICK_MS };
+  } catch {
+    return { busy: 0, idle: 0 };
+  }
+}
+
+/** What a PostgreSQL process is, from its title ("postgres: walsender ...", "postgres: user db host(port) state"). */
+export function postgresKind(pid: number): 'postmaster' | 'backend' | 'walsender' | 'background' {
+  try {
+    const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+    if (!title.startsWith('postgres:')) return 'postmaster';
+    if (/^postgres: walsender/.test(title)) return 'walsender';
+    // A client backend's title names its user, database and client address.
+    if (/^postgres: \S+ \S+ (\[local\]|[\d.:a-f]+\(\d+\))/.test(title)) return 'backend';
+    return 'background';
+  } catch {
+    return 'background';
+  }
+}
+
+/** Kernel memory of every TCP socket on the machine (socket buffers; not in any process's RSS), in bytes. */
+export function tcpKernelBytes(): number {
+  try {
+    const m = /^TCP: .*\bmem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+    return m ? Number(m[1]) * 4096 : 0;
+  } catch {
+    return 0;
+  }
+}

@@ -7,7 +7,8 @@
 // direct-in-tx. And the command line: every scenario is listed, each has its usage. The
 // standalone scenarios of issue 17 (changes, presence) once each, quick, with their reports. And
 // the fan-out ceiling (walcast start against a bare uWS publisher): its report's shape, the same
-// frames from both, every frame to every socket in seq order.
+// frames from both, every frame to every socket in seq order. And the seeds' Scenario A, quick,
+// once clean and once with faults injected at the clients (its loss check must catch them).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -31,7 +32,7 @@ t.test('the command line: every scenario listed, each with its usage', async (t)
     run(['storm', '--help']).then((r) => r.stdout),
     run(['latency', '--no-such-flag', '1']).then(() => null, (e: { code: number; stderr: string }) => e),
   ]);
-  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'changes', 'presence', 'ceiling'])
+  for (const n of ['latency', 'race', 'faults', 'ingest', 'fanout', 'storm', 'fairness', 'hot-ingest', 'single-node', 'scale', 'hot-isolation', 'changes', 'presence', 'ceiling', 'scenario-a'])
     t.match(list, new RegExp(`^  [* ] ${n} +\\S`, 'm'), `${n} listed with its summary`);
   t.match(storm, /npm run bench -- storm/);
   for (const flag of ['--clients N', '--channels N', '--workers N', '--posts-per-s N']) t.match(storm, flag, `storm ${flag}`);
@@ -164,4 +165,38 @@ t.test('ceiling, quick: walcast start and the bare uWS publisher send the same f
   t.ok(size(0) > 200 && Math.abs(size(0) - size(1)) <= 2, `the same message frame size from both (${size(0)} / ${size(1)} bytes)`);
   const md = readFileSync(path.join(out, 'smoke-ceiling.md'), 'utf8');
   for (const h of ['## Summary', '## bare uWS publisher', '## walcast start', '% of bare uWS', 'machine: ']) t.match(md, h);
+});
+
+t.test('scenario-a, quick: sockets on 3 gateway instances, steps, a hold, the loss check and the report', async (t) => {
+  const { stdout, stderr } = await run(['scenario-a', '--quick', '--report', out, '--report-tag', 'sa']);
+  t.match(stderr, /a full run takes about \d+/, 'the wall time is printed up front');
+  const raw = JSON.parse(readFileSync(path.join(out, 'sa-scenario-a-raw.json'), 'utf8'));
+  t.equal(raw.instances.length, 3, 'three gateway instances');
+  t.equal(raw.connect.connected, raw.connect.sockets, `every socket subscribed (${raw.connect.connected}/${raw.connect.sockets})`);
+  t.equal(raw.instances.reduce((a: number, i: any) => a + i.sockets, 0), raw.connect.sockets, 'sockets spread over the instances');
+  t.ok(raw.steps.length >= 1, 'steps ran');
+  for (const s of [...raw.steps, raw.hold]) {
+    t.ok(s.ok > 0 && s.delivered === s.expected && s.expected === s.ok * raw.setup.members, `${s.kind} ${s.rate}/s: every frame (${s.delivered}/${s.expected})`);
+    t.ok(s.e2e.n === s.delivered && s.e2e.min > 0 && s.e2e.max < 10_000, `${s.kind} ${s.rate}/s: a sane latency histogram`);
+    t.ok(['api', 'relay', 'gateway-1', 'postgres backends', 'redis', 'clients', 'posters'].every((g) => g in s.usage.groups) && s.usage.server > 0, `${s.kind} ${s.rate}/s: CPU of every group`);
+  }
+  t.ok(raw.hold.windows.length >= 2, 'the hold is reported per window');
+  t.equal(raw.loss.ok, true, 'the loss check passed');
+  t.equal(raw.loss.sockets, raw.connect.sockets);
+  t.equal(raw.loss.frames, [...raw.steps, raw.hold].reduce((a: number, s: any) => a + s.delivered, 0), 'the loss check saw every frame of the run');
+  t.ok(raw.memory.connected.some((p: any) => p.group === 'gateway-1' && p.rssMB > 0), 'gateway memory');
+  const md = readFileSync(path.join(out, 'sa-scenario-a.md'), 'utf8');
+  for (const h of ['## Verdict', '## Steps and hold', '## Loss check', '## CPU by group', '## Where the load generator limits the figures', '## Memory', '## What a post costs', '## Paper model']) t.match(md, h);
+  t.match(stdout, /# Scenario A/, 'the report is printed too');
+});
+
+t.test('scenario-a, quick, faults injected at the clients: the loss check catches a lost and a doubled frame, and the run fails', async (t) => {
+  const e = await run(['scenario-a', '--quick', '--sockets', '60', '--channels', '6', '--rates', '30', '--hold-seconds', '0', '--inject-faults', '1']).then(
+    () => null,
+    (err: { code: number; stdout: string }) => err,
+  );
+  t.equal(e?.code, 1, 'exit 1');
+  // Two client processes, each with one socket missing a frame and one getting a frame twice.
+  t.match(e?.stdout, /\*\*LOSS\*\*: 2 missing, 2 extra, 2 duplicate or out of order, 2 gaps, 0 sockets disconnected, 0 accepted posts not stored/);
+  t.match(e?.stdout, /60 sockets checked: 56 got exactly the stored messages/);
 });

@@ -13,10 +13,11 @@ import { latency } from './latency.js';
 import { presence } from './presence.js';
 import { race } from './race.js';
 import { scale } from './scale.js';
+import { scenarioA } from './scenario-a.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence, ceiling];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence, ceiling, scenarioA];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
