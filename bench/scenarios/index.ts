@@ -4,14 +4,13 @@ import type { AnyScenario } from '../lib/scenario.js';
 import { fairness } from './fairness.js';
 import { fanout } from './fanout.js';
 import { faults } from './faults.js';
-import { hotIngest } from './hot-ingest.js';
 import { ingest } from './ingest.js';
 import { latency } from './latency.js';
 import { race } from './race.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, singleNode];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
