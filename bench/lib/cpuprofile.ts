@@ -86,7 +86,9 @@ export function summarizeProfile(file: string): ProfileSummary {
     const area = areaOf(leaf.callFrame);
     add(selfArea, area, dt);
     const f = leaf.callFrame;
-    add(fn, `${f.functionName || '(anonymous)'} (${f.url ? `${f.url.replace(/^.*\/(node_modules|src)\//, '$1/').replace(/^node:/, 'node:')}:${f.lineNumber + 1}` : 'native'})`, dt);
+    // tsx compiles src/ to one line per file: a line number there says nothing.
+    const where = f.url ? f.url.replace(/^.*\/(node_modules|src)\//, '$1/') + (f.lineNumber > 0 ? `:${f.lineNumber + 1}` : '') : 'native';
+    add(fn, `${f.functionName || '(anonymous)'} (${where})`, dt);
     const seen = new Set<string>();
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
       const a = areaOf(byId.get(id)!.callFrame);

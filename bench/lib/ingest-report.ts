@@ -2,21 +2,21 @@
 // ratio to raw PostgreSQL, the group-commit batch sizes, issue 12's targets, and the optional CPU
 // profile and pg_stat_statements tables.
 import { table } from '../../harness/load/format.js';
-import type { IngestRow, IngestRun } from '../scenarios/ingest.js';
+import type { IngestRow, IngestRun, IngestSettings } from '../scenarios/ingest.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import { Hist } from './hist.js';
 
-/** 'rest of machine' and 'load generator' are not server processes. */
-export const NOT_SERVER = new Set(['load generator', 'rest of machine']);
+/** Not server processes. */
+export const NOT_SERVER = new Set(['load generator', 'kernel irq', 'other processes']);
 
-export const rowName = (r: Pick<IngestRow, 'system' | 'workload' | 'flush' | 'channels'>) =>
-  `${r.system === 'raw' ? 'raw' : r.system === 'start' ? 'walcast start' : `split ${r.system}`} ${r.workload === 'spread' ? `${r.channels} channels` : r.workload === 'hot' ? '1 hot channel' : 'one at a time'}${r.flush === 'slow' ? ', slow flush' : ''}`;
+export const rowName = (r: Pick<IngestRow, 'system' | 'variant' | 'workload' | 'flush' | 'channels'>) =>
+  `${r.system === 'raw' ? 'raw' : r.system === 'start' ? `walcast start${r.variant ? ` (${r.variant})` : ''}` : `split ${r.system}`} ${r.workload === 'spread' ? `${r.channels} channels` : r.workload === 'hot' ? '1 hot channel' : 'one at a time'}${r.flush === 'slow' ? ', slow flush' : ''}`;
 
 const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const pct = (v: number) => (Number.isFinite(v) ? `${Math.round(v * 100)} %` : '-');
 
 export const setupName = (r: IngestRow) =>
-  r.system === 'raw' ? 'raw PostgreSQL (pgbench)' : r.system === 'start' ? 'walcast start' : `split roles, ${r.system}`;
+  r.system === 'raw' ? 'raw PostgreSQL (pgbench)' : r.system === 'start' ? `walcast start${r.variant ? ` (${r.variant})` : ''}` : `split roles, ${r.system}`;
 export const workloadName = (r: IngestRow) =>
   r.workload === 'spread' ? `${r.channels} channels` : r.workload === 'hot' ? '1 hot channel' : r.system === 'raw' ? '1 client' : 'one post at a time';
 
@@ -27,7 +27,7 @@ export function rawFor(rows: IngestRow[], r: IngestRow): IngestRow | undefined {
 }
 
 export const find = (rows: IngestRow[], system: IngestRow['system'], workload: IngestRow['workload'], flush: IngestRow['flush'] = 'default') =>
-  rows.find((x) => x.system === system && x.workload === workload && x.flush === flush);
+  rows.find((x) => x.system === system && x.workload === workload && x.flush === flush && !x.variant);
 
 /** The server processes' CPU. */
 const cpuText = (c: Record<string, number>) =>
@@ -38,7 +38,7 @@ const cpuText = (c: Record<string, number>) =>
 
 export function ingestTable(rows: IngestRow[]): string {
   return table(
-    ['setup', 'workload', 'WAL flush', 'posters', 'posts/s', 'of raw', 'p50 ms', 'p95 ms', 'p99 ms', 'posts per tx (mean)', 'tx/s', 'write queue max', 'relay pipeline max', 'server CPU (% of a core)', 'load generator CPU', 'rest of machine CPU', 'failed'],
+    ['setup', 'workload', 'WAL flush', 'posters', 'posts/s', 'of raw', 'p50 ms', 'p95 ms', 'p99 ms', 'posts per tx (mean)', 'tx/s', 'write queue max', 'relay pipeline max', 'server CPU (% of a core)', 'load generator CPU', 'kernel irq', 'other processes', 'failed'],
     rows.map((r) => {
       const h = Hist.from(r.latency).summary();
       const raw = rawFor(rows, r);
@@ -58,7 +58,8 @@ export function ingestTable(rows: IngestRow[]): string {
         r.pipeline ? r.pipeline.max : '',
         cpuText(r.cpu),
         `${f(r.cpu['load generator'] ?? 0, 0)}%`,
-        `${f(r.cpu['rest of machine'] ?? 0, 0)}%`,
+        `${f(r.cpu['kernel irq'] ?? 0, 0)}%`,
+        `${f(r.cpu['other processes'] ?? 0, 0)}%`,
         r.non2xx + r.errors,
       ];
     }),
@@ -146,17 +147,18 @@ export function pgStatsSection(rows: IngestRow[]): string {
 }
 
 /** Section 4 of the report. */
-export function ingestSection(run: IngestRun, s: { seconds: number; connections: number; channels: number; warmup: number; commitDelayUs: number; pgbenchMode: string }): string {
+export function ingestSection(run: IngestRun, s: IngestSettings): string {
   const L: string[] = [];
   L.push(
     `In one run on the run's PostgreSQL, ${s.seconds} s per workload, 100-byte texts, ${s.connections} concurrent closed-loop posters. ` +
       `**Raw**: \`${run.pgbench}\`, a single-row autocommit INSERT into \`raw_messages\` (created \`LIKE messages INCLUDING ALL\`: same columns, primary key and unique indexes, plus the foreign key to a channels table), measured before any walcast process or replication slot exists. ` +
       `**walcast start**: api, relay and gateway in one process with the in-process bus, on the same PostgreSQL, fair-use limits off; posts from autocannon in its own process. ` +
       `**Split roles**: the suite's stack (api with the Redis bus, relay, 2 gateways, redis-server) per source. ` +
-      `Each walcast process posts for ${s.warmup} s first, then \`ANALYZE\`; every workload starts after a \`CHECKPOINT\`. ` +
+      `Each walcast process posts for ${s.warmup} s first${s.analyze ? ', then `ANALYZE`' : ' (no `ANALYZE`: --analyze 0)'}; every workload starts after a \`CHECKPOINT\`. ` +
+      `walcast's write settings: ${s.writeConcurrency ? `WALCAST_WRITE_CONCURRENCY=${s.writeConcurrency}` : 'default WALCAST_WRITE_CONCURRENCY'}, ${s.writeBatchMax ? `WALCAST_WRITE_BATCH_MAX=${s.writeBatchMax}` : 'default WALCAST_WRITE_BATCH_MAX'}${s.pgSet ? `; PostgreSQL settings for this scenario: \`${s.pgSet}\`` : ''}. ` +
       `**Slow flush**: \`commit_delay = ${s.commitDelayUs}\`, \`commit_siblings = 0\` (every WAL flush waits ${s.commitDelayUs / 1000} ms, as on network storage), reset afterwards. ` +
       `"of raw" compares with the raw row of the same flush setting (one post at a time: with 1 pgbench client). Latency is POST → response at the load generator (raw: per transaction, from pgbench's log). ` +
-      `CPU in % of one core over the window (2 cores = 200 %); "rest of machine" is everything else the kernel counted as busy: other work sharing the machine shows there.`,
+      `CPU in % of one core over the window (2 cores = 200 %); "kernel irq" is the machine's irq and softirq time (mostly this workload's loopback networking), "other processes" everything else the kernel counted as busy: other work sharing the machine shows there, and when it is large the row is pessimistic.`,
     '',
   );
   L.push(ingestTable(run.rows), '');

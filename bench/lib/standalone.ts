@@ -22,13 +22,15 @@ export interface Standalone {
 export interface StandaloneOptions {
   /** Node flags before bin/walcast.js (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Another checkout's bin/walcast.js (default: this one's). */
+  bin?: string;
 }
 
 export async function startStandalone(env: Record<string, string> = {}, o: StandaloneOptions = {}): Promise<Standalone> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), WALCAST_BIN, 'start'], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), o.bin ?? WALCAST_BIN, 'start'], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: dataDir, WALCAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -17,7 +17,7 @@
 // the rest of the machine (other work sharing it shows there).
 // Options for looking deeper: --cpu-prof DIR (a CPU profile of `walcast start` under the spread
 // load, summarised), --pg-stats 1 (pg_stat_statements per workload).
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -68,6 +68,8 @@ export interface PgStatement {
 
 export interface IngestRow {
   system: IngestSystem;
+  /** Another build of walcast start (--compare-bin), by its label. */
+  variant?: string;
   workload: IngestWorkload;
   /** Channels posted to (raw: values of channel_id). */
   channels: number;
@@ -81,7 +83,11 @@ export interface IngestRow {
   latency: HistData;
   non2xx: number;
   errors: number;
-  /** % of one core over the window: each process group, 'load generator', and 'rest of machine'. */
+  /**
+   * % of one core over the window: each process group, 'load generator', 'kernel irq' (softirq
+   * and irq time: mostly this workload's loopback networking) and 'other processes' (whatever
+   * else ran: other work sharing the machine).
+   */
   cpu: Record<string, number>;
   batches?: BatchStats;
   queue?: Gauge;
@@ -111,8 +117,12 @@ export const ingest = scenario({
     writeBatchMax: { type: 'number', default: 0, description: 'WALCAST_WRITE_BATCH_MAX for the walcast processes (0: walcast\'s default)' },
     pgbenchMode: { type: 'string', default: 'prepared', description: 'pgbench -M (simple, extended, prepared)' },
     pgbench: { type: 'string', default: '', description: 'pgbench binary (default: on the PATH, else /usr/lib/postgresql/<newest>/bin/pgbench)' },
+    compareBin: { type: 'string', default: '', description: "another checkout's bin/walcast.js (e.g. before group commit): its walcast start runs the same workloads, on the same PostgreSQL" },
+    compareLabel: { type: 'string', default: 'before', description: 'what the --compare-bin rows are called' },
     cpuProf: { type: 'string', default: '', description: 'directory: also profile `walcast start` (node --cpu-prof) under the spread load, and summarise it' },
     pgStats: { type: 'number', default: 0, description: '1: load pg_stat_statements (restarts PostgreSQL) and report the top statements of each workload' },
+    analyze: { type: 'number', default: 1, description: '0: no ANALYZE after the warm-up (the planner then knows nothing of a fresh messages table)' },
+    pgSet: { type: 'string', default: '', description: 'PostgreSQL settings for the whole scenario, name=value,... (ALTER SYSTEM, reload; reset at the end)' },
   },
   async run(o, ctx): Promise<IngestRun> {
     const db = await ctx.db();
@@ -129,6 +139,7 @@ export const ingest = scenario({
     const sql = new Sql(db.url);
     try {
       if (o.pgStats) await pgStats(db, sql, true);
+      await sql.settings(o.pgSet, true);
       const m = new Measure(ctx, o, db, sql, worker!, rows, Boolean(o.pgStats));
 
       // Raw PostgreSQL, before any walcast process or replication slot exists.
@@ -147,29 +158,31 @@ export const ingest = scenario({
         await dropRawTables(db.url);
       }
 
-      // walcast start: one process, in-process bus, on the run's PostgreSQL.
-      ctx.log('ingest: walcast start');
-      const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url });
-      try {
-        const t: Target = { system: 'start', api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, postgres: db.pids } };
-        const spread = await createChannels(t, 'ingest', o.channels);
-        const [hot] = await createChannels(t, 'hot', 1);
-        await m.warmup(t, [...spread, hot!], o.warmup);
-        await m.http(t, 'spread', spread, 'default', o.connections);
-        await m.http(t, 'hot', [hot!], 'default', o.connections);
-        await m.http(t, 'one at a time', [hot!], 'default', 1);
-        if (slow) {
-          await sql.flush(o.commitDelayUs);
-          try {
-            await m.http(t, 'hot', [hot!], 'slow', o.connections);
-            if (!ctx.quick) await m.http(t, 'spread', spread, 'slow', o.connections);
-          } finally {
-            await sql.flush(0);
+      // walcast start: one process, in-process bus, on the run's PostgreSQL (and another build of it).
+      for (const [bin, variant] of [[undefined, undefined], ...(o.compareBin ? [[path.resolve(o.compareBin), o.compareLabel]] : [])] as [string | undefined, string | undefined][]) {
+        ctx.log(`ingest: walcast start${variant ? ` (${variant}: ${bin})` : ''}`);
+        const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url }, { bin });
+        try {
+          const t: Target = { system: 'start', variant, api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, ...pgGroups(db) } };
+          const spread = await createChannels(t, 'ingest', o.channels);
+          const [hot] = await createChannels(t, 'hot', 1);
+          await m.warmup(t, [...spread, hot!], o.warmup);
+          await m.http(t, 'spread', spread, 'default', o.connections);
+          await m.http(t, 'hot', [hot!], 'default', o.connections);
+          await m.http(t, 'one at a time', [hot!], 'default', 1);
+          if (slow) {
+            await sql.flush(o.commitDelayUs);
+            try {
+              await m.http(t, 'hot', [hot!], 'slow', o.connections);
+              if (!ctx.quick) await m.http(t, 'spread', spread, 'slow', o.connections);
+            } finally {
+              await sql.flush(0);
+            }
           }
+        } finally {
+          await node.stop();
+          await sql.dropIdleSlots();
         }
-      } finally {
-        await node.stop();
-        await sql.dropIdleSlots();
       }
 
       // The split roles, per source.
@@ -177,7 +190,7 @@ export const ingest = scenario({
         ctx.log(`ingest: split roles, ${source}`);
         const stack = await startStack(db, source);
         try {
-          const t: Target = { system: source, api: stack.api.url, relay: stack.relays[0]!.url, token: stack.token, groups: stack.cpuGroups(db) };
+          const t: Target = { system: source, api: stack.api.url, relay: stack.relays[0]!.url, token: stack.token, groups: { ...stack.cpuGroups(db), ...pgGroups(db) } };
           const spread = await createChannels(t, 'ingest', o.channels);
           const [hot] = await createChannels(t, 'hot', 1);
           await m.warmup(t, [...spread, hot!], Math.min(1, o.warmup));
@@ -192,6 +205,7 @@ export const ingest = scenario({
       if (o.cpuProf) run.profile = await m.profile(walcastEnv, path.resolve(o.cpuProf));
     } finally {
       await sql.flush(0).catch(() => {});
+      await sql.settings(o.pgSet, false).catch(() => {});
       await worker!.close();
       if (o.pgStats) await pgStats(db, sql, false).catch((e) => ctx.log(`ingest: could not unload pg_stat_statements: ${e}`));
       await sql.end();
@@ -205,6 +219,7 @@ export type IngestSettings = Values<typeof ingest.options>;
 
 interface Target {
   system: IngestSystem;
+  variant?: string;
   /** Base URLs of the process taking the posts and of the relay (the same for walcast start). */
   api: string;
   relay: string;
@@ -235,6 +250,18 @@ class Sql {
     await sleep(200);
   }
 
+  /** `name=value,...` set (ALTER SYSTEM) or reset, then reloaded. */
+  async settings(list: string, on: boolean): Promise<void> {
+    const pairs = list.split(',').filter(Boolean).map((x) => x.split('=').map((y) => y.trim()) as [string, string?]);
+    if (!pairs.length) return;
+    for (const [name, value] of pairs) {
+      if (!/^[a-z_.]+$/.test(name)) throw new Error(`--pg-set: not a setting name: ${name}`);
+      await this.query(on ? `ALTER SYSTEM SET ${name} = '${(value ?? '').replace(/'/g, "''")}'` : `ALTER SYSTEM RESET ${name}`);
+    }
+    await this.query('SELECT pg_reload_conf()');
+    await sleep(200);
+  }
+
   async dropIdleSlots(): Promise<void> {
     await this.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active`);
   }
@@ -258,11 +285,40 @@ async function pgStats(db: Postgres, sql: Sql, on: boolean): Promise<void> {
   if (on) await sql.query(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`);
 }
 
-/** Machine-wide busy CPU time from /proc/stat, ms (all cores). */
-function machineBusyMs(): number {
+/**
+ * The run's PostgreSQL as two groups: 'postgres' (postmaster, backends, background processes)
+ * and 'walsender' (the walsender decoding the WAL for the relay: CDC's cost inside PostgreSQL).
+ */
+function pgGroups(db: Postgres): PidGroups {
+  const isWalsender = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('postgres: walsender');
+    } catch {
+      return false;
+    }
+  };
+  const all = cached(() => {
+    const pids = db.pids();
+    return { walsender: pids.filter(isWalsender), other: pids.filter((p) => !isWalsender(p)) };
+  });
+  return { postgres: () => all().other, walsender: () => all().walsender };
+}
+
+/** Finding processes walks /proc: the samplers below do it at most every 500 ms. */
+function cached<T>(fn: () => T, ms = 500): () => T {
+  let at = -Infinity;
+  let value: T;
+  return () => {
+    if (performance.now() - at > ms) (value = fn()), (at = performance.now());
+    return value;
+  };
+}
+
+/** Machine-wide CPU time from /proc/stat, ms (all cores): busy, and the part in irq/softirq. */
+function machineCpuMs(): { busy: number; irq: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal (guest is inside user)
-  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 10;
+  return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 10, irq: (f[5]! + f[6]!) * 10 };
 }
 
 /**
@@ -374,12 +430,16 @@ class Measure {
   private window(groups: PidGroups): () => Record<string, number> {
     const cpu = cpuSampler(groups);
     const t0 = performance.now();
-    const busy0 = machineBusyMs();
+    const m0 = machineCpuMs();
     return () => {
       const used = cpu();
-      const all = ((machineBusyMs() - busy0) / (performance.now() - t0)) * 100;
+      const m1 = machineCpuMs();
+      const dt = performance.now() - t0;
+      const irq = ((m1.irq - m0.irq) / dt) * 100;
+      const all = ((m1.busy - m0.busy) / dt) * 100;
       const ours = Object.values(used).reduce((a, b) => a + b, 0);
-      return { ...used, 'rest of machine': Math.max(0, Math.round((all - ours) * 10) / 10) };
+      const r1 = (v: number) => Math.max(0, Math.round(v * 10) / 10);
+      return { ...used, 'kernel irq': r1(irq), 'other processes': r1(all - irq - ours) };
     };
   }
 
@@ -414,7 +474,7 @@ class Measure {
     if (seconds > 0) await this.post(t, channels, this.o.connections, seconds);
     // Statistics for the planner, as a database in service has them: a fresh messages table
     // has none, and walcast_post_batch's plans are chosen from them.
-    await this.sql.query('ANALYZE messages, channels, channel_members');
+    if (this.o.analyze) await this.sql.query('ANALYZE messages, channels, channel_members');
   }
 
   private post(t: Target, channels: string[], connections: number, seconds: number) {
@@ -443,6 +503,7 @@ class Measure {
     const after = await scrape(t.api);
     const row: IngestRow = {
       system: t.system,
+      ...(t.variant ? { variant: t.variant } : {}),
       workload,
       channels: channels.length,
       flush,
@@ -479,22 +540,31 @@ class Measure {
     );
   }
 
-  /** `walcast start` with node --cpu-prof under the spread load; the profile covers its whole life, mostly that load. */
-  async profile(env: Record<string, string>, dir: string): Promise<ProfileSummary> {
+  /**
+   * `walcast start` with node --cpu-prof under the spread load (after a warm-up); the profile
+   * covers its whole life, mostly that load. One file per thread (tsx's loader has its own):
+   * the main thread's is the largest.
+   */
+  async profile(env: Record<string, string>, root: string): Promise<ProfileSummary> {
+    const dir = path.join(root, `walcast-start-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    mkdirSync(dir, { recursive: true });
     this.ctx.log(`ingest: CPU profile of walcast start under the spread load, into ${dir}`);
-    const stamp = `walcast-start-${Date.now()}`;
-    const node = await startStandalone({ ...env, DATABASE_URL: this.db.url }, { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${stamp}.cpuprofile`] });
+    const node = await startStandalone({ ...env, DATABASE_URL: this.db.url }, { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
     try {
-      const t: Target = { system: 'start', api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, postgres: this.db.pids } };
+      const t: Target = { system: 'start', api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, ...pgGroups(this.db) } };
       const spread = await createChannels(t, 'profile', this.o.channels);
+      await this.post(t, spread, this.o.connections, Math.min(1, this.o.warmup));
       await this.post(t, spread, this.o.connections, this.o.seconds);
     } finally {
       await node.stop();
       await this.sql.dropIdleSlots();
     }
-    const file = readdirSync(dir).find((f) => f === `${stamp}.cpuprofile`);
-    if (!file) throw new Error(`no CPU profile written to ${dir}`);
-    return summarizeProfile(path.join(dir, file));
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => path.join(dir, f))
+      .sort((a, b) => statSync(b).size - statSync(a).size);
+    if (!files.length) throw new Error(`no CPU profile written to ${dir}`);
+    return summarizeProfile(files[0]!);
   }
 }
 
