@@ -52,13 +52,29 @@ export async function dropRawTables(dbUrl: string): Promise<void> {
   }
 }
 
+/** The raw baseline's transaction: one row into raw_messages, on one of `channels` channels. */
+export const rawInsertScript = (channels: number, textBytes: number) =>
+  `\\set ch random(0, ${channels - 1})\n` +
+  `INSERT INTO raw_messages (channel_id, seq, id, user_id, text, client_msg_id) ` +
+  `VALUES ('raw-' || :ch, nextval('raw_seq'), gen_random_uuid(), 'bench', '${'x'.repeat(textBytes)}', NULL);\n`;
+
+/**
+ * walcast's write without its API: one call of walcast_post_batch (as src/chat/writer.ts makes
+ * it) storing `k` posts of `user` on the client's channel (client i on channels[i % n]).
+ */
+export const postBatchScript = (channels: string[], user: string, k: number, textBytes: number) =>
+  `SELECT count(*) FROM walcast_post_batch(` +
+  `array_fill((ARRAY[${channels.map((c) => `'${c}'`).join(',')}])[1 + :client_id % ${channels.length}], ARRAY[${k}]), ` +
+  `array_fill('${user}'::text, ARRAY[${k}]), array_fill('${'x'.repeat(textBytes)}'::text, ARRAY[${k}]), ` +
+  `array_fill(NULL::text, ARRAY[${k}]), ARRAY(SELECT gen_random_uuid() FROM generate_series(1, ${k})));\n`;
+
 export interface PgbenchOptions {
   bin: string;
   dbUrl: string;
   clients: number;
   seconds: number;
-  channels: number;
-  textBytes: number;
+  /** The transaction script (pgbench -f). */
+  script: string;
   /** pgbench -M: simple, extended or prepared. */
   mode: string;
   /** Called with pgbench's pid once it runs (for CPU sampling). */
@@ -78,13 +94,8 @@ export interface PgbenchResult {
 export async function runPgbench(o: PgbenchOptions): Promise<PgbenchResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'walcast-pgbench-'));
   try {
-    const script = path.join(dir, 'insert.sql');
-    writeFileSync(
-      script,
-      `\\set ch random(0, ${o.channels - 1})\n` +
-        `INSERT INTO raw_messages (channel_id, seq, id, user_id, text, client_msg_id) ` +
-        `VALUES ('raw-' || :ch, nextval('raw_seq'), gen_random_uuid(), 'bench', '${'x'.repeat(o.textBytes)}', NULL);\n`,
-    );
+    const script = path.join(dir, 'script.sql');
+    writeFileSync(script, o.script);
     const jobs = Math.max(1, Math.min(o.clients, os.cpus().length));
     const args = ['-n', '-f', script, '-c', String(o.clients), '-j', String(jobs), '-T', String(Math.max(1, Math.round(o.seconds))), '-M', o.mode, '--log', `--log-prefix=${path.join(dir, 'log')}`, o.dbUrl];
     const child = spawn(o.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,7 +123,7 @@ export async function runPgbench(o: PgbenchOptions): Promise<PgbenchResult> {
       failed: num(/number of failed transactions: (\d+)/) || 0,
       seconds: num(/duration: (\d+) s/),
       hist: hist.data(),
-      command: `pgbench ${args.slice(0, -1).map((a) => (a.startsWith('--log-prefix') ? '--log-prefix=…' : a === script ? 'insert.sql' : a)).join(' ')} <url>`,
+      command: `pgbench ${args.slice(0, -1).map((a) => (a.startsWith('--log-prefix') ? '--log-prefix=…' : a === script ? 'script.sql' : a)).join(' ')} <url>`,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -28,7 +28,7 @@ import { summarizeProfile, type ProfileSummary } from '../lib/cpuprofile.js';
 import { batchTable, ingestTable, ingestTargets, rowName } from '../lib/ingest-report.js';
 import { Hist, type HistData } from '../lib/hist.js';
 import { sleep } from '../lib/measure.js';
-import { createRawTables, dropRawTables, findPgbench, runPgbench } from '../lib/pgbench.js';
+import { createRawTables, dropRawTables, findPgbench, postBatchScript, rawInsertScript, runPgbench } from '../lib/pgbench.js';
 import { scenario, type Values } from '../lib/scenario.js';
 import { apiCaller } from '../../harness/load/api.js';
 import { BENCH_ENV, methodUrl, startStack } from '../lib/stack.js';
@@ -36,8 +36,12 @@ import { startStandalone } from '../lib/standalone.js';
 import { startWorkers, type Worker } from '../lib/workers.js';
 import type { Source } from '../sources/index.js';
 
-/** raw: pgbench on PostgreSQL alone; start: `walcast start`; a source: the split roles with it. */
-export type IngestSystem = 'raw' | 'start' | Source;
+/**
+ * raw: pgbench's single-row INSERTs on PostgreSQL alone; function: pgbench calling
+ * walcast_post_batch directly (walcast's write without its API); start: `walcast start`; a
+ * source: the split roles with it.
+ */
+export type IngestSystem = 'raw' | 'function' | 'start' | Source;
 export type IngestWorkload = 'spread' | 'hot' | 'one at a time';
 export type Flush = 'default' | 'slow';
 
@@ -117,6 +121,8 @@ export const ingest = scenario({
     writeBatchMax: { type: 'number', default: 0, description: 'WALCAST_WRITE_BATCH_MAX for the walcast processes (0: walcast\'s default)' },
     pgbenchMode: { type: 'string', default: 'prepared', description: 'pgbench -M (simple, extended, prepared)' },
     pgbench: { type: 'string', default: '', description: 'pgbench binary (default: on the PATH, else /usr/lib/postgresql/<newest>/bin/pgbench)' },
+    fnBatches: { type: 'numbers', default: [1, 4, 16], quick: [], description: 'posts per call of the rows that call walcast_post_batch directly through pgbench, no API (empty: none)' },
+    fnClients: { type: 'number', default: 0, description: 'pgbench clients of those rows, each on its own channel (0: walcast\'s lanes, --write-concurrency or 4)' },
     compareBin: { type: 'string', default: '', description: "another checkout's bin/walcast.js (e.g. before group commit): its walcast start runs the same workloads, on the same PostgreSQL" },
     compareLabel: { type: 'string', default: 'before', description: 'what the --compare-bin rows are called' },
     cpuProf: { type: 'string', default: '', description: 'directory: also profile `walcast start` (node --cpu-prof) under the spread load, and summarise it' },
@@ -159,9 +165,9 @@ export const ingest = scenario({
       }
 
       // walcast start: one process, in-process bus, on the run's PostgreSQL (and another build of it).
-      for (const [bin, variant] of [[undefined, undefined], ...(o.compareBin ? [[path.resolve(o.compareBin), o.compareLabel]] : [])] as [string | undefined, string | undefined][]) {
-        ctx.log(`ingest: walcast start${variant ? ` (${variant}: ${bin})` : ''}`);
-        const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url }, { bin });
+      for (const [walcastBin, variant] of [[undefined, undefined], ...(o.compareBin ? [[path.resolve(o.compareBin), o.compareLabel]] : [])] as [string | undefined, string | undefined][]) {
+        ctx.log(`ingest: walcast start${variant ? ` (${variant}: ${walcastBin})` : ''}`);
+        const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url }, { bin: walcastBin });
         try {
           const t: Target = { system: 'start', variant, api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, ...pgGroups(db) } };
           const spread = await createChannels(t, 'ingest', o.channels);
@@ -170,6 +176,8 @@ export const ingest = scenario({
           await m.http(t, 'spread', spread, 'default', o.connections);
           await m.http(t, 'hot', [hot!], 'default', o.connections);
           await m.http(t, 'one at a time', [hot!], 'default', 1);
+          // PostgreSQL's share: the same call without the API, walcast idle but its relay streaming.
+          if (bin && !variant) for (const k of o.fnBatches) await m.fn(bin, t, spread, k, o.fnClients || o.writeConcurrency || 4);
           if (slow) {
             await sql.flush(o.commitDelayUs);
             try {
@@ -448,7 +456,7 @@ class Measure {
     let pid = 0;
     const load0 = os.loadavg()[0]!;
     const cpu = this.window({ postgres: this.db.pids, 'load generator': () => (pid ? [pid] : []) });
-    const r = await runPgbench({ bin, dbUrl: this.db.url, clients: connections, seconds: this.o.seconds, channels: this.o.channels, textBytes: 100, mode: this.o.pgbenchMode, onStart: (p) => (pid = p) });
+    const r = await runPgbench({ bin, dbUrl: this.db.url, clients: connections, seconds: this.o.seconds, script: rawInsertScript(this.o.channels, 100), mode: this.o.pgbenchMode, onStart: (p) => (pid = p) });
     const used = cpu();
     const row: IngestRow = {
       system: 'raw',
@@ -468,6 +476,35 @@ class Measure {
     };
     this.push(row);
     return r.command;
+  }
+
+  /** pgbench calling walcast_post_batch with `k` posts per call, `clients` clients each on its own channel (extended protocol, as node-postgres sends it). */
+  async fn(bin: string, t: Target, channels: string[], k: number, clients: number): Promise<void> {
+    await this.prepare();
+    let pid = 0;
+    const load0 = os.loadavg()[0]!;
+    const own = channels.slice(0, clients);
+    const cpu = this.window({ ...t.groups, 'load generator': () => (pid ? [pid] : []) });
+    const r = await runPgbench({ bin, dbUrl: this.db.url, clients, seconds: this.o.seconds, script: postBatchScript(own, 'demo', k, 100), mode: 'extended', onStart: (p) => (pid = p) });
+    const used = cpu();
+    const bucket = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024].find((le) => k <= le) ?? Infinity;
+    this.push({
+      system: 'function',
+      workload: 'spread',
+      channels: own.length,
+      flush: 'default',
+      connections: clients,
+      rps: r.tps * k,
+      total: r.transactions * k,
+      seconds: r.seconds,
+      latency: r.hist,
+      non2xx: r.failed,
+      errors: 0,
+      cpu: used,
+      batches: { transactions: r.transactions, posts: r.transactions * k, mean: k, buckets: [[bucket, r.transactions]], meanMs: Hist.from(r.hist).summary().mean },
+      loadavg: [round(load0), round(os.loadavg()[0]!)],
+      pgStats: await this.topStatements(),
+    });
   }
 
   async warmup(t: Target, channels: string[], seconds: number): Promise<void> {
