@@ -127,6 +127,7 @@ export const ingest = scenario({
     compareLabel: { type: 'string', default: 'before', description: 'what the --compare-bin rows are called' },
     cpuProf: { type: 'string', default: '', description: 'directory: also profile `walcast start` (node --cpu-prof) under the spread load, and summarise it' },
     pgStats: { type: 'number', default: 0, description: '1: load pg_stat_statements (restarts PostgreSQL) and report the top statements of each workload' },
+    only: { type: 'string', default: '', description: 'run only these parts, a,b,...: raw, start (spread, hot, one at a time), fn, slow, split (default: all)' },
     analyze: { type: 'number', default: 1, description: '0: no ANALYZE after the warm-up (the planner then knows nothing of a fresh messages table)' },
     pgSet: { type: 'string', default: '', description: 'PostgreSQL settings for the whole scenario, name=value,... (ALTER SYSTEM, reload; reset at the end)' },
   },
@@ -140,7 +141,8 @@ export const ingest = scenario({
       ...(o.writeConcurrency ? { WALCAST_WRITE_CONCURRENCY: String(o.writeConcurrency) } : {}),
       ...(o.writeBatchMax ? { WALCAST_WRITE_BATCH_MAX: String(o.writeBatchMax) } : {}),
     };
-    const slow = o.commitDelayUs > 0;
+    const part = (p: 'raw' | 'start' | 'fn' | 'slow' | 'split') => !o.only || o.only.split(',').includes(p);
+    const slow = o.commitDelayUs > 0 && part('slow');
     const [worker] = await startWorkers(1);
     const sql = new Sql(db.url);
     try {
@@ -149,7 +151,7 @@ export const ingest = scenario({
       const m = new Measure(ctx, o, db, sql, worker!, rows, Boolean(o.pgStats));
 
       // Raw PostgreSQL, before any walcast process or replication slot exists.
-      if (bin) {
+      if (bin && part('raw')) {
         await createRawTables(db.url, o.channels);
         run.pgbench = await m.raw(bin, 'default', o.connections);
         if (!ctx.quick) await m.raw(bin, 'default', 1);
@@ -165,7 +167,8 @@ export const ingest = scenario({
       }
 
       // walcast start: one process, in-process bus, on the run's PostgreSQL (and another build of it).
-      for (const [walcastBin, variant] of [[undefined, undefined], ...(o.compareBin ? [[path.resolve(o.compareBin), o.compareLabel]] : [])] as [string | undefined, string | undefined][]) {
+      const builds = part('start') || part('fn') || slow ? [[undefined, undefined], ...(o.compareBin ? [[path.resolve(o.compareBin), o.compareLabel]] : [])] : [];
+      for (const [walcastBin, variant] of builds as [string | undefined, string | undefined][]) {
         ctx.log(`ingest: walcast start${variant ? ` (${variant}: ${walcastBin})` : ''}`);
         const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url }, { bin: walcastBin });
         try {
@@ -173,11 +176,13 @@ export const ingest = scenario({
           const spread = await createChannels(t, 'ingest', o.channels);
           const [hot] = await createChannels(t, 'hot', 1);
           await m.warmup(t, [...spread, hot!], o.warmup);
-          await m.http(t, 'spread', spread, 'default', o.connections);
-          await m.http(t, 'hot', [hot!], 'default', o.connections);
-          await m.http(t, 'one at a time', [hot!], 'default', 1);
+          if (part('start')) {
+            await m.http(t, 'spread', spread, 'default', o.connections);
+            await m.http(t, 'hot', [hot!], 'default', o.connections);
+            await m.http(t, 'one at a time', [hot!], 'default', 1);
+          }
           // PostgreSQL's share: the same call without the API, walcast idle but its relay streaming.
-          if (bin && !variant) for (const k of o.fnBatches) await m.fn(bin, t, spread, k, o.fnClients || o.writeConcurrency || 4);
+          if (bin && !variant && part('fn')) for (const k of o.fnBatches) await m.fn(bin, t, spread, k, o.fnClients || o.writeConcurrency || 4);
           if (slow) {
             await sql.flush(o.commitDelayUs);
             try {
@@ -194,7 +199,7 @@ export const ingest = scenario({
       }
 
       // The split roles, per source.
-      for (const source of ctx.sources) {
+      for (const source of part('split') ? ctx.sources : []) {
         ctx.log(`ingest: split roles, ${source}`);
         const stack = await startStack(db, source);
         try {
