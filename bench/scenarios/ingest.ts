@@ -15,6 +15,9 @@
 // sizes (walcast_write_batch_size on /metrics, before/after delta), the write queue and the
 // relay's pipeline depth (sampled), and the CPU of every process, of the load generator and of
 // the rest of the machine (other work sharing it shows there).
+// --quick: the raw rows and walcast start's (spread, hot, one at a time, slow hot) at a tiny
+// load; no split roles, no direct calls. hot-ingest (walcast start alone, hot against spread)
+// is folded in here: the same workloads, now beside the raw baseline on the same database.
 // Options for looking deeper: --cpu-prof DIR (a CPU profile of `walcast start` under the spread
 // load, summarised), --pg-stats 1 (pg_stat_statements per workload).
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -199,7 +202,8 @@ export const ingest = scenario({
       }
 
       // The split roles, per source.
-      for (const source of part('split') ? ctx.sources : []) {
+      // (Not in --quick: a stack takes seconds to start, and its parts are the suite's.)
+      for (const source of part('split') && !ctx.quick ? ctx.sources : []) {
         ctx.log(`ingest: split roles, ${source}`);
         const stack = await startStack(db, source);
         try {
