@@ -184,8 +184,6 @@ export const ingest = scenario({
             await m.http(t, 'hot', [hot!], 'default', o.connections);
             await m.http(t, 'one at a time', [hot!], 'default', 1);
           }
-          // PostgreSQL's share: the same call without the API, walcast idle but its relay streaming.
-          if (bin && !variant && part('fn')) for (const k of o.fnBatches) await m.fn(bin, t, spread, k, o.fnClients || o.writeConcurrency || 4);
           if (slow) {
             await sql.flush(o.commitDelayUs);
             try {
@@ -195,6 +193,8 @@ export const ingest = scenario({
               await sql.flush(0);
             }
           }
+          // PostgreSQL's share: the same call without the API, walcast idle but its relay streaming.
+          if (bin && !variant && part('fn')) for (const k of o.fnBatches) await m.fn(bin, t, spread, k, o.fnClients || o.writeConcurrency || 4);
         } finally {
           await node.stop();
           await sql.dropIdleSlots();
