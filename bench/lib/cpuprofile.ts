@@ -34,7 +34,32 @@ export interface ProfileSummary {
   inclusive: [string, number][];
   /** Functions by self time: [name (file:line), ms]. */
   top: [string, number][];
+  /** Every sample in one walcast bucket (BUCKETS, first match from the leaf's stack), ms. */
+  budget: [string, number][];
 }
+
+/**
+ * walcast's time budget: each sample goes to the first bucket whose test matches its stack
+ * (frames from the leaf up). The order matters: a socket write under the pg driver is a
+ * database write, not "pg parsing".
+ */
+const BUCKETS: [string, (stack: CallFrame[]) => boolean][] = [
+  ['idle', (s) => s[0]!.functionName === '(idle)'],
+  ['GC', (s) => s[0]!.functionName === '(garbage collector)'],
+  ['relay: acknowledgements to PostgreSQL (socket writes)', (s) => s.some((f) => f.functionName === 'sendCopyFromChunk')],
+  ['relay: WAL decoding and publishing', (s) => s.some((f) => /pg-logical-replication|\/src\/cdc\/|\/src\/bus\//.test(f.url))],
+  ['pg: query socket writes', (s) => /^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(s[0]!.functionName) && s.some((f) => /node_modules\/pg\//.test(f.url))],
+  ['pg: protocol, result parsing', (s) => s.some((f) => /node_modules\/(pg|pg-protocol|pg-types|postgres-date|pg-pool)\//.test(f.url))],
+  ['HTTP: response writes (uWS)', (s) => s.some((f) => /\/src\/http\/respond/.test(f.url))],
+  ['tokens', (s) => s.some((f) => /\/src\/auth\/|node_modules\/jose\//.test(f.url))],
+  ['HTTP: body reading and JSON parsing', (s) => s.some((f) => /\/src\/http\/body/.test(f.url))],
+  ['writer: queues and batches', (s) => s.some((f) => /\/src\/chat\//.test(f.url))],
+  ['API: routing, validation', (s) => s.some((f) => /\/src\/api\/|node_modules\/zod\//.test(f.url))],
+  ['metrics (prom-client)', (s) => s.some((f) => /prom-client/.test(f.url))],
+  ['startup: module loading', (s) => s.some((f) => /node:internal\/modules|node_modules\/tsx\//.test(f.url))],
+  ['gateway', (s) => s.some((f) => /\/src\/gateway\//.test(f.url))],
+  ['other (event loop, timers, native)', () => true],
+];
 
 /** The area a frame belongs to. */
 export function areaOf(f: CallFrame): string {
@@ -76,6 +101,7 @@ export function summarizeProfile(file: string): ProfileSummary {
   const selfArea = new Map<string, number>();
   const incArea = new Map<string, number>();
   const fn = new Map<string, number>();
+  const budget = new Map<string, number>();
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   let total = 0;
   for (let i = 0; i < p.samples.length; i++) {
@@ -90,10 +116,14 @@ export function summarizeProfile(file: string): ProfileSummary {
     const where = f.url ? f.url.replace(/^.*\/(node_modules|src)\//, '$1/') + (f.lineNumber > 0 ? `:${f.lineNumber + 1}` : '') : 'native';
     add(fn, `${f.functionName || '(anonymous)'} (${where})`, dt);
     const seen = new Set<string>();
+    const stack: CallFrame[] = [];
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
-      const a = areaOf(byId.get(id)!.callFrame);
+      const frame = byId.get(id)!.callFrame;
+      stack.push(frame);
+      const a = areaOf(frame);
       if (!seen.has(a)) (seen.add(a), add(incArea, a, dt));
     }
+    add(budget, BUCKETS.find(([, test]) => test(stack))![0], dt);
   }
   const sorted = (m: Map<string, number>, n = Infinity) =>
     [...m.entries()]
@@ -101,5 +131,5 @@ export function summarizeProfile(file: string): ProfileSummary {
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([k, v]) => [k, Math.round(v)] as [string, number]);
-  return { file, totalMs: Math.round(total), idleMs: Math.round(selfArea.get('idle') ?? 0), self: sorted(selfArea, 25), inclusive: sorted(incArea, 25), top: sorted(fn, 30) };
+  return { file, totalMs: Math.round(total), idleMs: Math.round(selfArea.get('idle') ?? 0), self: sorted(selfArea, 25), inclusive: sorted(incArea, 25), top: sorted(fn, 30), budget: sorted(budget) };
 }

@@ -125,7 +125,11 @@ export function profileSection(p: ProfileSummary): string {
   const busy = p.totalMs - p.idleMs;
   const rows = (x: [string, number][]) => x.filter(([k]) => k !== 'idle').slice(0, 15).map(([k, ms]) => [k, ms, pct(ms / busy)]);
   return [
-    `Profile \`${p.file}\`: ${(p.totalMs / 1000).toFixed(1)} s sampled, ${(busy / 1000).toFixed(1)} s busy (${pct(busy / p.totalMs)}).`,
+    `Profile \`${p.file}\`: ${(p.totalMs / 1000).toFixed(1)} s sampled, ${(busy / 1000).toFixed(1)} s busy (${pct(busy / p.totalMs)}). The profiler samples wall time on the main thread: a socket write that lets a woken process run first is counted as the write.`,
+    '',
+    'Where the busy time goes (each sample in the first matching bucket):',
+    '',
+    table(['bucket', 'ms', 'share'], p.budget.filter(([k]) => k !== 'idle').map(([k, ms]) => [k, ms, pct(ms / busy)])),
     '',
     'Self time by area (share of the busy time):',
     '',
