@@ -4,7 +4,6 @@ import { Hist } from './hist.js';
 import { table } from '../../harness/load/format.js';
 import type { FanoutRun } from '../scenarios/fanout.js';
 import { FAULTS, type FaultRow } from '../scenarios/faults.js';
-import type { IngestRow } from '../scenarios/ingest.js';
 import type { LatencyRow } from '../scenarios/latency.js';
 import type { RaceRow } from '../scenarios/race.js';
 
@@ -56,13 +55,6 @@ export function faultTable(rows: FaultRow[]): string {
 export const faultLegend = Object.entries(FAULTS)
   .map(([k, v]) => `- \`${k}\`: ${v}`)
   .join('\n');
-
-export function ingestTable(rows: IngestRow[]): string {
-  return table(
-    ['source', 'workload', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'CPU (% of a core)'],
-    rows.map((r) => [r.source, r.workload, Math.round(r.rps), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.non2xx, r.errors, cpuText(r.cpu)]),
-  );
-}
 
 export function fanoutTable(run: FanoutRun): string {
   return table(

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { table } from '../../harness/load/format.js';
 import type { FanoutRun, FanoutSettings } from '../scenarios/fanout.js';
 import type { FaultRow, FaultSettings } from '../scenarios/faults.js';
-import type { IngestRow, IngestSettings } from '../scenarios/ingest.js';
+import type { IngestRun, IngestSettings } from '../scenarios/ingest.js';
 import type { LatencyRow, LatencySettings } from '../scenarios/latency.js';
 import type { RaceRow, RaceSettings } from '../scenarios/race.js';
 import type { Source } from '../sources/index.js';
 import { Hist } from './hist.js';
-import { cdcOverDirect, f, faultLegend, faultTable, fanoutTable, ingestTable, latencyTable, perServerCpu, raceTable } from './render.js';
+import { ingestSection, ingestTargets } from './ingest-report.js';
+import { cdcOverDirect, f, faultLegend, faultTable, fanoutTable, latencyTable, perServerCpu, raceTable } from './render.js';
 
 export interface Machine {
   cpus: number;
@@ -48,7 +49,7 @@ export interface SuiteRun {
     latency?: LatencyRow[];
     race?: RaceRow[];
     faults?: FaultRow[];
-    ingest?: IngestRow[];
+    ingest?: IngestRun;
     fanout?: FanoutRun[];
   };
 }
@@ -107,9 +108,8 @@ export function report(r: SuiteRun, files: ReportFiles): string {
   }
   const ig = result.ingest;
   if (ig) {
-    L.push('## 4. Ingest: chat.postMessage throughput', '');
-    L.push(`autocannon (in its own process), ${s.ingest!.connections} connections, ${s.ingest!.seconds} s per workload, 100-byte texts, straight to the api; no subscribers.`, '');
-    L.push(ingestTable(ig), '');
+    L.push('## 4. Ingest: chat.postMessage throughput against raw PostgreSQL', '');
+    L.push(ingestSection(ig, s.ingest!), '');
   }
   const fo = result.fanout;
   if (fo) {
@@ -169,6 +169,7 @@ function targets(r: SuiteRun): string[] {
     const bus = ft.reduce((a, r) => a + r.busLost, 0);
     out.push(`- cdc loss 0 under faults: ${lost} lost at the clients, ${bus} stored seqs never on the bus, ${lost === 0 && bus === 0 ? 'met' : 'MISSED'}.`);
   }
+  if (result.ingest) out.push(...ingestTargets(result.ingest.rows));
   const fo = result.fanout;
   const w = fo?.find((r) => r.system === 'walcast');
   const p = fo?.find((r) => r.system === 'socket.io');

@@ -1,5 +1,7 @@
-// `walcast start` (embedded PostgreSQL, in-process bus) in its own process, for the single-node
-// benchmarks: resolves once /readyz answers 200, with the demo token it printed.
+// `walcast start` (api, relay and gateway in one process, in-process bus) in its own process, for
+// the single-node benchmarks: resolves once /readyz answers 200, with the demo token it printed.
+// Without DATABASE_URL in `env` it runs its own embedded PostgreSQL in a temporary data dir; with
+// it (the ingest scenario), it uses that database, so it shares the run's PostgreSQL.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -19,11 +21,18 @@ export interface Standalone {
   stop(): Promise<void>;
 }
 
-export async function startStandalone(env: Record<string, string> = {}): Promise<Standalone> {
+export interface StandaloneOptions {
+  /** Node flags before bin/walcast.js (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Another checkout's bin/walcast.js (default: this one's). */
+  bin?: string;
+}
+
+export async function startStandalone(env: Record<string, string> = {}, o: StandaloneOptions = {}): Promise<Standalone> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'walcast-bench-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [WALCAST_BIN, 'start'], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), o.bin ?? WALCAST_BIN, 'start'], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', WALCAST_DATA_DIR: dataDir, WALCAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

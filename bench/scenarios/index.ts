@@ -6,7 +6,6 @@ import { ceiling } from './ceiling.js';
 import { fairness } from './fairness.js';
 import { fanout } from './fanout.js';
 import { faults } from './faults.js';
-import { hotIngest } from './hot-ingest.js';
 import { hotIsolation } from './hot-isolation.js';
 import { ingest } from './ingest.js';
 import { latency } from './latency.js';
@@ -17,7 +16,7 @@ import { scenarioA } from './scenario-a.js';
 import { singleNode } from './single-node.js';
 import { storm } from './storm.js';
 
-export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, hotIngest, singleNode, scale, hotIsolation, changes, presence, ceiling, scenarioA];
+export const SCENARIOS: readonly AnyScenario[] = [latency, race, faults, ingest, fanout, storm, fairness, singleNode, scale, hotIsolation, changes, presence, ceiling, scenarioA];
 
 export const SUITE = SCENARIOS.filter((s) => s.suite);
 
