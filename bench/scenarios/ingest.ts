@@ -147,7 +147,7 @@ export const ingest = scenario({
     const part = (p: 'raw' | 'start' | 'fn' | 'slow' | 'split') => !o.only || o.only.split(',').includes(p);
     const slow = o.commitDelayUs > 0 && part('slow');
     const [worker] = await startWorkers(1);
-    const sql = new Sql(db.url);
+    const sql = new Sql(db.adminUrl);
     try {
       if (o.pgStats) await pgStats(db, sql, true);
       await sql.settings(o.pgSet, true);

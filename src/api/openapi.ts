@@ -9,6 +9,7 @@ import type { TemplatedApp } from '../http/uws.js';
 import { API_METHODS, CLOSE_CODES, ERRORS, PATHS, SSE_CLOSE_EVENT, type ApiMethod, type ErrorCode } from '../protocol.js';
 import { ChangeFrameSchema, Channel, ErrorBody, Message, RESPONSES, ServerFrameSchema } from './responses.js';
 import { routes } from './routes.js';
+import { devToken } from './schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -164,6 +165,28 @@ function document(): Json {
     get: { operationId: 'sdk', tags: ['meta'], summary: 'The browser SDK as one ES module', security: [], responses: { 200: { description: 'JavaScript', content: { 'text/javascript': { schema: { type: 'string' } } } } } },
   };
 
+  const page = (operationId: string, summary: string, type = 'text/html') => ({
+    get: { operationId, tags: ['pages'], summary, security: [], responses: { 200: { description: type, content: { [type]: { schema: { type: 'string' } } } }, 404: { description: 'the page is off here (WALCAST_DEMO_PAGE, or a role that does not serve it)' } } },
+  });
+  paths[PATHS.demo] = page('demo', 'The demo chat page (WALCAST_DEMO_PAGE: on for `walcast start` on the embedded database)');
+  paths[PATHS.ops] = page('ops', 'The read-only operators\' page (it asks for the admin token)');
+  paths[`${PATHS.pageAssets}{file}`] = {
+    get: { ...page('pageAsset', 'A script or style of the pages', 'text/javascript').get, parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }] },
+  };
+  paths[PATHS.opsState] = {
+    get: { operationId: 'opsState', tags: ['ops'], summary: "The ops page's data: relay, slot lag, connections, rates, recent errors", security: [{ admin: [] }], responses: { 200: { description: 'state', ...opsJson }, ...errorResponses(['not_authed', 'invalid_auth']) } },
+  };
+  paths[PATHS.devToken] = {
+    post: {
+      operationId: 'devToken',
+      tags: ['pages'],
+      summary: 'A short-lived token for the demo page: only on `walcast start` with the embedded database, only from loopback; 404 everywhere else',
+      security: [],
+      requestBody: { required: true, content: { 'application/json': { schema: bare(z.toJSONSchema(devToken, { io: 'input' })) } } },
+      responses: { 200: { description: '{"ok": true, "token", "user", "expires_at"}', ...opsJson }, 404: { description: 'no dev tokens here' }, ...errorResponses(['invalid_json', 'invalid_arguments', 'origin_not_allowed']) },
+    },
+  };
+
   return {
     openapi: '3.1.0',
     info: {
@@ -180,6 +203,7 @@ function document(): Json {
       { name: 'realtime', description: 'Channel subscriptions: WebSocket, or Server-Sent Events where WebSockets are blocked' },
       { name: 'meta', description: 'Health, this description, the browser SDK' },
       { name: 'ops', description: 'Operator endpoints (docs/operations.md)' },
+      { name: 'pages', description: 'The demo and ops pages (README, "Pages")' },
     ],
     paths,
     components: {

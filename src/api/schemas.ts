@@ -72,3 +72,6 @@ export const presence = z.object({ channel: channelId });
 export function describe(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
+
+/** POST /dev/token (src/app/pages.ts): the user a demo token is for. */
+export const devToken = z.object({ user: z.string().regex(USER_ID, 'user: 1 to 64 of A-Z a-z 0-9 _ . @ : -') });

@@ -13,9 +13,8 @@
 // Pages are sent with a strict Content-Security-Policy: their own scripts, styles and
 // connections only (no inline script, no third party).
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import { devToken } from '../api/schemas.js';
 import type { Tokens } from '../auth/tokens.js';
-import { USER_ID } from '../chat/ids.js';
 import { WalcastError } from '../errors.js';
 import { parseJson, readBody } from '../http/body.js';
 import { normalizeAddress, peerAddress } from '../http/client-ip.js';
@@ -62,7 +61,7 @@ export interface PagesOptions {
   log: Logger;
 }
 
-const devTokenBody = z.object({ user: z.string().regex(USER_ID, 'user: 1 to 64 of A-Z a-z 0-9 _ . @ : -') });
+const devTokenBody = devToken;
 
 /** 127.0.0.0/8 and ::1, in any of the forms uWS reports. */
 export function isLoopbackAddress(raw: string): boolean {

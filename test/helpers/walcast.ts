@@ -29,7 +29,7 @@ interface Teardown {
 export async function startWalcast(
   t: Teardown,
   databaseUrl: string,
-  opts: { env?: Record<string, string>; roles?: Role[]; waitForRelay?: boolean } = {},
+  opts: { env?: Record<string, string>; roles?: Role[]; waitForRelay?: boolean; pages?: { demo: boolean; devTokens: boolean } } = {},
 ): Promise<Running> {
   const config = loadConfig({
     PORT: '0',
@@ -47,7 +47,7 @@ export async function startWalcast(
   });
   const logLevel = process.env.TEST_LOG === '1' ? 'debug' : 'error';
   const log = createLogger(logLevel);
-  const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log, logLevel });
+  const node = await startNode({ config, databaseUrl, secret: SECRET, roles: opts.roles ?? ['api', 'relay', 'gateway'], log, logLevel, pages: opts.pages });
   const tokens = new Tokens(SECRET, { maxLifetimeS: config.auth.maxLifetimeS, issuer: config.auth.jwtIssuer, audience: config.auth.jwtAudience });
   let closed = false;
   const close = async () => {
