@@ -73,3 +73,12 @@ t.test('the SSE section: path, ids, resume, the last event, what it does not car
   t.ok(section.includes('**Not over SSE.**'), 'what is not available');
   t.ok(doc.includes(PATHS.openapi), 'and /openapi.json is mentioned');
 });
+
+t.test('every path the server answers is in the table of paths', async (t) => {
+  const cells = table('### Every path').map((r) => unquote(r[0]!));
+  // Prefixes (`/v1/`, `/admin/`, `/web/`) are documented by what goes under them.
+  for (const [name, path] of Object.entries(PATHS)) {
+    t.ok(cells.some((c) => c === path || (path.endsWith('/') && path !== '/' && c.startsWith(path))), `${name}: ${path}`);
+  }
+  t.equal(cells.length, new Set(cells).size, 'each once');
+});

@@ -7,7 +7,12 @@
 //                the last seq it held, so nothing falls between the two; older pages on demand
 //                (before_seq); ChannelModel applies every frame (edits, deletes, reactions);
 //   connection   the SDK reconnects and resumes from the last seq it delivered: the header shows
-//                its state, the cursor, and how many times it reconnected.
+//                its state, the transport, the cursor, and how many times it reconnected;
+//   transport    ?transport=websocket|sse|auto (default auto: a WebSocket, SSE when none opens),
+//                handed to createClient as is.
+//
+// window.walcastFrames: every change frame the SDK delivered (all channels, in delivery order),
+// for the browser tests to compare transports; the last FRAMES_KEPT only.
 import { ChannelModel, createApi, createClient, gatewayUrl } from '/sdk.js';
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +21,12 @@ const REACTIONS = ['👍', '❤️', '😂', '🎉'];
 const CHANNEL_ID = /^C[0-9A-Z]{12}$/;
 /** The server forwards one typing frame per user and channel every 2 s: send no more often. */
 const TYPING_EVERY_MS = 2100;
+const TRANSPORTS = ['auto', 'websocket', 'sse'];
+const FRAMES_KEPT = 10_000;
+
+/** The transport asked for in the URL; anything else is refused on the page rather than guessed. */
+const transport = new URLSearchParams(location.search).get('transport') ?? 'auto';
+const frames = (window.walcastFrames = []);
 
 /** { user, token? }: a pasted token is kept for this tab only (sessionStorage). */
 let session = null;
@@ -58,6 +69,7 @@ function subjectOf(token) {
 
 async function signIn(user, token) {
   $('sign-in-error').textContent = '';
+  if (!TRANSPORTS.includes(transport)) throw new Error(`Unknown transport "${transport}" in the address: use ?transport=${TRANSPORTS.join('|')}.`);
   if (token) {
     const sub = subjectOf(token);
     if (!sub) throw new Error('That does not look like a token (a JWT with a `sub`).');
@@ -86,7 +98,7 @@ function signOut() {
 
 function start() {
   api = createApi({ baseUrl: location.origin, token: getToken });
-  client = createClient({ url: gatewayUrl(location.origin), token: getToken });
+  client = createClient({ url: gatewayUrl(location.origin), token: getToken, transport });
   client.onState((state) => {
     if (state !== 'open') room?.model.present.clear(); // presence is re-sent in full on resubscribe
     if (state === 'open' && client.reconnects > 0 && room) {
@@ -113,6 +125,8 @@ function setConnection(state, label = state) {
   const badge = $('conn-state');
   badge.dataset.state = state;
   badge.textContent = label;
+  // `auto` may move to SSE after a failed WebSocket: say which is in use, and what was asked.
+  $('transport').textContent = client ? (transport === 'auto' ? `${client.transport} (auto)` : client.transport) : transport;
   $('reconnects').textContent = String(client?.reconnects ?? 0);
   $('cursor').textContent = room?.sub.lastSeq ?? '–';
 }
@@ -207,6 +221,8 @@ async function openRoom(id) {
         if (f.type === 'reaction_added') r.mine.add(`${f.target_seq} ${f.name}`);
         else r.mine.delete(`${f.target_seq} ${f.name}`);
       }
+      frames.push(f);
+      if (frames.length > FRAMES_KEPT) frames.splice(0, frames.length - FRAMES_KEPT);
       model.apply(f);
       $('cursor').textContent = r.sub?.lastSeq ?? '–';
     },
@@ -513,10 +529,12 @@ window.addEventListener('hashchange', () => {
   if (session && CHANNEL_ID.test(id) && id !== room?.id) void enter(id);
 });
 
+$('transport').textContent = transport;
+
 // A reload in the same tab stays signed in.
 try {
   const saved = JSON.parse(sessionStorage.getItem('walcast-demo') ?? 'null');
-  if (saved?.user) {
+  if (saved?.user && TRANSPORTS.includes(transport)) {
     session = saved;
     start();
   }
