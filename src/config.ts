@@ -167,8 +167,8 @@ export const CONFIG = {
       'How often an SSE stream gets a comment line, so that proxies keep it open and dead clients are found. Keep it below half the SDK\'s `heartbeatMs` (25 s by default).'),
   },
   write: {
-    concurrency: setting('WALCAST_WRITE_CONCURRENCY', 'api', int(1, 256).default(4),
-      'Group commit: transactions storing posts in flight at once per API process (each holds a database connection while it runs).'),
+    concurrency: setting('WALCAST_WRITE_CONCURRENCY', 'api', int(1, 256).default(2),
+      'Group commit: transactions storing posts in flight at once per API process (each holds a database connection while it runs). Fewer lanes make bigger batches, which cost PostgreSQL less per post; more help when WAL flushes are slow and posts are spread over many channels.'),
     batchMax: setting('WALCAST_WRITE_BATCH_MAX', 'api', int(1, 10_000).default(500),
       'Group commit: posts stored in one transaction at most. Posts that arrive while transactions are committing wait and go together in the next; a lone post goes at once.'),
   },

@@ -55,8 +55,9 @@ export async function dropRawTables(dbUrl: string): Promise<void> {
 /** The raw baseline's transaction: one row into raw_messages, on one of `channels` channels. */
 export const rawInsertScript = (channels: number, textBytes: number) =>
   `\\set ch random(0, ${channels - 1})\n` +
-  `INSERT INTO raw_messages (channel_id, seq, id, user_id, text, client_msg_id) ` +
-  `VALUES ('raw-' || :ch, nextval('raw_seq'), gen_random_uuid(), 'bench', '${'x'.repeat(textBytes)}', NULL);\n`;
+  // changed_seq = seq, as walcast stores a new message (the change log's column, NOT NULL).
+  `INSERT INTO raw_messages (channel_id, seq, id, user_id, text, client_msg_id, changed_seq) ` +
+  `SELECT 'raw-' || :ch, n.s, gen_random_uuid(), 'bench', '${'x'.repeat(textBytes)}', NULL, n.s FROM (SELECT nextval('raw_seq') AS s) n;\n`;
 
 /**
  * walcast's write without its API: one call of walcast_post_batch (as src/chat/writer.ts makes
@@ -66,7 +67,7 @@ export const postBatchScript = (channels: string[], user: string, k: number, tex
   `SELECT count(*) FROM walcast_post_batch(` +
   `array_fill((ARRAY[${channels.map((c) => `'${c}'`).join(',')}])[1 + :client_id % ${channels.length}], ARRAY[${k}]), ` +
   `array_fill('${user}'::text, ARRAY[${k}]), array_fill('${'x'.repeat(textBytes)}'::text, ARRAY[${k}]), ` +
-  `array_fill(NULL::text, ARRAY[${k}]), ARRAY(SELECT gen_random_uuid() FROM generate_series(1, ${k})));\n`;
+  `array_fill(NULL::text, ARRAY[${k}]), ARRAY(SELECT gen_random_uuid() FROM generate_series(1, ${k})), array_fill(NULL::bigint, ARRAY[${k}]));\n`;
 
 export interface PgbenchOptions {
   bin: string;

@@ -12,6 +12,7 @@ import type { PidGroups } from '../../harness/proc-stats.js';
 import { track, waitUntilUp, type Proc } from '../../harness/process.js';
 import { startRedis, type RedisProc } from '../../harness/redis.js';
 import { startRole, type RoleProc } from '../../harness/roles.js';
+import { HARNESS_ADMIN_TOKEN } from '../../harness/topology.js';
 import { apiCaller } from '../../harness/load/api.js';
 import { Tokens } from '../../src/auth/tokens.js';
 import { freePort } from '../../src/db/embedded.js';
@@ -63,7 +64,8 @@ export async function startStack(db: Postgres, source: Source, o: StackOptions =
   await (source === 'notify' ? installNotify(db.url) : removeNotify(db.url));
   const redis = await startRedis();
   const secret = 'bench-secret-' + Math.random().toString(36).slice(2).padEnd(16, 'x');
-  const env = { ...BENCH_ENV, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret, ...o.env };
+  // The admin token harness/load/metrics.ts scrapes /metrics with, unless a scenario sets its own.
+  const env = { ...BENCH_ENV, WALCAST_ADMIN_TOKEN: HARNESS_ADMIN_TOKEN, DATABASE_URL: db.url, REDIS_URL: redis.url, WALCAST_SECRET: secret, ...o.env };
   const benchEnv = { ...env, ...sourceEnv(source, o) };
   const apiServe = source !== 'cdc' || Boolean(o.commitDelayMs || o.publishDelayMs);
   const nRelays = o.relays ?? 1;

@@ -175,7 +175,7 @@ export const ingest = scenario({
         ctx.log(`ingest: walcast start${variant ? ` (${variant}: ${walcastBin})` : ''}`);
         const node = await startStandalone({ ...walcastEnv, DATABASE_URL: db.url }, { bin: walcastBin });
         try {
-          const t: Target = { system: 'start', variant, api: node.base, relay: node.base, token: node.token, groups: { walcast: node.pids, ...pgGroups(db) } };
+          const t: Target = { system: 'start', variant, api: node.base, relay: node.base, token: node.token, adminToken: node.adminToken || undefined, groups: { walcast: node.pids, ...pgGroups(db) } };
           const spread = await createChannels(t, 'ingest', o.channels);
           const [hot] = await createChannels(t, 'hot', 1);
           await m.warmup(t, [...spread, hot!], o.warmup);
@@ -235,6 +235,8 @@ export const ingest = scenario({
 export type IngestSettings = Values<typeof ingest.options>;
 
 interface Target {
+  /** For /metrics (walcast start prints its own; the split roles take the harness's). */
+  adminToken?: string;
   system: IngestSystem;
   variant?: string;
   /** Base URLs of the process taking the posts and of the relay (the same for walcast start). */
@@ -396,13 +398,13 @@ function batchStats(before: Scrape, after: Scrape, seconds: number): BatchStats 
 }
 
 /** Samples gauges every 100 ms until stopped. */
-function sampler(url: string, name: string): { stop(): Promise<Gauge | undefined> } {
+function sampler(url: string, name: string, adminToken?: string): { stop(): Promise<Gauge | undefined> } {
   const values: number[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       try {
-        const m = await scrape(url);
+        const m = await scrape(url, adminToken);
         if (Object.keys(m).some((k) => k === name || k.startsWith(name + '{'))) values.push(sum(m, name));
       } catch {}
       await sleep(100);
@@ -538,15 +540,15 @@ class Measure {
   async http(t: Target, workload: IngestWorkload, channels: string[], flush: Flush, connections: number): Promise<IngestRow> {
     await this.prepare();
     await this.worker.send({ op: 'reset' });
-    const before = await scrape(t.api);
-    const queue = sampler(t.api, 'walcast_write_queue_depth');
-    const pipeline = sampler(t.relay, 'walcast_relay_pipeline_depth');
+    const before = await scrape(t.api, t.adminToken);
+    const queue = sampler(t.api, 'walcast_write_queue_depth', t.adminToken);
+    const pipeline = sampler(t.relay, 'walcast_relay_pipeline_depth', t.adminToken);
     const load0 = os.loadavg()[0]!;
     const cpu = this.window({ ...t.groups, 'load generator': () => this.worker.pid() });
     const r = await this.post(t, channels, connections, this.o.seconds);
     const used = cpu();
     const [q, p] = await Promise.all([queue.stop(), pipeline.stop()]);
-    const after = await scrape(t.api);
+    const after = await scrape(t.api, t.adminToken);
     const row: IngestRow = {
       system: t.system,
       ...(t.variant ? { variant: t.variant } : {}),
