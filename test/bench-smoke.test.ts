@@ -135,7 +135,7 @@ t.test('presence, quick: below and above the threshold and back, report and raw 
   for (const s of raw.steps) {
     t.equal(s.ramp.connectFailed, 0, `${s.present}: every present user connected`);
     t.ok(s.churn.result.joins > 0 && s.churn.result.leaves > 0 && s.control.result.joins > 0, `${s.present}: churn joined and left`);
-    t.ok(s.churn.bus.changes > 0 && s.idle.bus.sets > 0, `${s.present}: presence batches and heartbeat sets on the bus`);
+    t.ok(s.churn.bus.changes > 0, `${s.present}: presence batches on the bus`);
     t.ok(s.churn.frames.present.presence_joined + s.churn.frames.present.presence_count > 0, `${s.present}: presence frames counted`);
     t.equal(s.probe.timeouts, 0, `${s.present}: every probe seen by both observers`);
     t.equal(s.probe.joinMs['obs-a'].length, raw.options.probes, `${s.present}: join latency per probe`);

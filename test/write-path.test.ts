@@ -87,6 +87,53 @@ t.test('a post that breaks its transaction fails alone; its batch-mates are stor
   t.same(batches, [1, 1], 'after the failed batch, each post went alone (the failing one is not counted)');
 });
 
+t.test('a second lane opens at once for a lone post, and for a backlog only as large as the batch committing', async (t) => {
+  // The first batch is held open inside its transaction (the hook) until released.
+  let release!: () => void;
+  let held = 0;
+  const gate = new Promise<void>((r) => (release = r));
+  const batches: number[] = [];
+  const writer = new MessageWriter(pool, {
+    lanes: 2,
+    batchMax: 100,
+    observer: { batch: (n) => batches.push(n), queued: () => {} },
+    hooks: { beforeCommit: async () => void (held++ === 0 && (await gate)) },
+  });
+  const [a, b, c] = await Promise.all(['lanes-a', 'lanes-b', 'lanes-c'].map((n) => channels.create('alice', n, false)));
+  const post = (ch: string, text: string) => writer.post({ channel: ch, user: 'alice', text, clientMsgId: null });
+  // Three posts in one run: one batch, held.
+  const first = Promise.all([post(a!.id, 'a1'), post(a!.id, 'a2'), post(a!.id, 'a3')]);
+  await until(async () => held === 1, 'the first batch is inside its transaction');
+  // Two posts on another channel: fewer than the batch committing, so they wait for a lane.
+  let twoDone = false;
+  void Promise.all([post(b!.id, 'b1'), post(b!.id, 'b2')]).then(() => (twoDone = true));
+  // The writer decides in a microtask: after a macrotask turn they are either taken or waiting.
+  await new Promise((r) => setImmediate(r));
+  t.equal(writer.queueDepth, 2, 'two posts wait while a batch of three commits');
+  // A third makes three: as many as the held batch, so the second lane takes all three now.
+  const third = post(c!.id, 'c1');
+  await until(async () => twoDone, 'the backlog went through the second lane while the first was held');
+  await third;
+  t.same(batches, [3], 'the waiting posts went together, as one batch of three');
+  release();
+  await first;
+  t.same(batches, [3, 3]);
+
+  // Nothing in flight: a lone post goes at once, and a second one opens the other lane (the
+  // batch committing holds one post) instead of waiting for it.
+  let release2!: () => void;
+  const gate2 = new Promise<void>((r) => (release2 = r));
+  held = 0;
+  const w2 = new MessageWriter(pool, { lanes: 2, batchMax: 100, hooks: { beforeCommit: async () => void (held++ === 0 && (await gate2)) } });
+  const lone = w2.post({ channel: a!.id, user: 'alice', text: 'lone', clientMsgId: null });
+  await until(async () => held === 1, 'the lone post is in its transaction at once');
+  await w2.post({ channel: b!.id, user: 'alice', text: 'second', clientMsgId: null });
+  t.pass('the second post was stored while the first was held');
+  release2();
+  await lone;
+  t.same(await seqsOf(b!.id), [1, 2, 3]);
+});
+
 t.test('64 concurrent posters over 8 channels, good and bad posts mixed, through the API', async (t) => {
   const w = await startWalcast(t, db.url, {
     env: { WALCAST_SLOT: 'write_mix', WALCAST_POST_RATE_USER: '0', WALCAST_POST_RATE_CHANNEL: '0', WALCAST_MAX_TEXT_CHARS: '200' },

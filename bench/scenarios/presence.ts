@@ -5,8 +5,9 @@
 // through --present (crossing WALCAST_PRESENCE_MAX_USERS, above which per-user frames give way to
 // presence_count) and then falls back to --back-to. At each N:
 //  - ramp: the CPU, bus events and frames the mass join (or leave) took, per user;
-//  - idle: the heartbeat's cost (every gateway sends its whole set every
-//    WALCAST_PRESENCE_HEARTBEAT_MS): CPU, SPUBLISH and bytes per second;
+//  - idle: the heartbeat's cost (every gateway says it is up every WALCAST_PRESENCE_HEARTBEAT_MS
+//    on the control topic, and sends a channel's whole set every 12th beat): CPU, SPUBLISH and
+//    bytes per second;
 //  - probes: one user joining and leaving at idle, the time until an observer on the same
 //    gateway and one on the other gateway shows it;
 //  - churn: joins and leaves at a fixed rate (subscribe / unsubscribe on open sockets): server

@@ -22,6 +22,12 @@ export type BusEvent =
    * gateway send its set (`query`).
    */
   | { kind: 'presence'; channel: string; gateway: string; joined?: string[]; left?: string[]; users?: string[]; query?: boolean }
+  /**
+   * A gateway is up, so its presence sets stand. Sent every presence heartbeat on the control
+   * topic: one message per gateway, however many channels it serves. A gateway not heard from
+   * for three heartbeats is gone, and its users leave every channel.
+   */
+  | { kind: 'alive'; gateway: string }
   /** An operator revoked a user's tokens issued before `notBefore` (seconds): every process forgets them, gateways close such sockets. */
   | { kind: 'revoke'; user: string; notBefore: number };
 

@@ -33,6 +33,8 @@ export function isEvent(e: unknown, topic: string): e is BusEvent {
       return onChannelTopic && typeof v.gateway === 'string' && strings(v.joined) && strings(v.left) && strings(v.users);
     case 'resync':
       return topic === CONTROL_TOPIC && typeof v.epoch === 'string';
+    case 'alive':
+      return topic === CONTROL_TOPIC && typeof v.gateway === 'string';
     case 'revoke':
       return topic === CONTROL_TOPIC && typeof v.user === 'string' && typeof v.notBefore === 'number';
     default:

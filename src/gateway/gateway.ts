@@ -120,7 +120,10 @@ export class Gateway {
       log: d.log,
       metrics: m,
     });
-    this.presenceTimer = setInterval(() => this.registry.presenceBeat(3 * g.presenceHeartbeatMs), g.presenceHeartbeatMs);
+    this.presenceTimer = setInterval(() => {
+      void d.bus.publish([{ kind: 'alive', gateway: this.id }]).catch(() => {});
+      this.registry.presenceBeat(3 * g.presenceHeartbeatMs);
+    }, g.presenceHeartbeatMs);
     this.presenceTimer.unref();
     this.commands = new Commands({
       registry: this.registry,
@@ -596,6 +599,9 @@ export class Gateway {
           return;
         case 'presence':
           this.registry.get(e.channel)?.presence.onRemote(e.gateway, e);
+          return;
+        case 'alive':
+          this.registry.alive(e.gateway);
           return;
         case 'typing':
           if (e.gateway !== this.id) this.registry.get(e.channel)?.remoteTyping(e.user);

@@ -1,12 +1,13 @@
 // Presence: who holds a live subscription to a channel, across every gateway. Each gateway knows
 // its own subscribers and tells the others over the channel's bus topic: what changed, batched
-// per event-loop turn, and its whole set every few seconds (a heartbeat) and whenever another
-// gateway starts serving the channel and asks. A gateway that stops sending its set (it died)
-// is forgotten after three heartbeats, and its users leave. Nothing is stored: presence lives as
-// long as the gateways that hold it.
+// per event-loop turn, and its whole set whenever another gateway starts serving the channel and
+// asks, and once a minute or so (repairing a lost change). Every gateway also says it is up once
+// per heartbeat, for all its channels at once (the registry's `alive`); a gateway not heard from
+// for three heartbeats (it died) is forgotten, and its users leave. Nothing is stored: presence
+// lives as long as the gateways that hold it.
 //
 // Cost on a busy channel: one bus message per gateway per turn with changes (not one per user),
-// one set per gateway per heartbeat. Subscribers asking for presence get presence_joined /
+// one set per gateway per channel a minute, one `alive` per gateway per heartbeat. Subscribers asking for presence get presence_joined /
 // presence_left frames; above `maxUsers` present users those frames stop and a
 // presence_count frame (at most one per turn, when the count changed) replaces them. A count
 // voids the per-user list a client holds, so per-user frames resume with the whole list
@@ -23,6 +24,8 @@ export interface PresenceOptions {
   notify(channel: string, frame: string): void;
   /** Above this many present users, per-user frames give way to counts. */
   maxUsers: number;
+  /** When another gateway last said it is up (its `alive` event), if it did. */
+  aliveAt?(gateway: string): number | undefined;
   now?: () => number;
 }
 
@@ -119,13 +122,13 @@ export class ChannelPresence {
     }
   }
 
-  /** The heartbeat: send our set; forget gateways not heard from for `expireMs`. */
-  beat(expireMs: number): void {
-    if (this.local.size > 0) this.o.broadcast(this.channel, { users: [...this.local.keys()] });
+  /** The heartbeat: send our set if `refresh`; forget gateways not heard from (on this channel or by `alive`) for `expireMs`. */
+  beat(expireMs: number, refresh = true): void {
+    if (refresh && this.local.size > 0) this.o.broadcast(this.channel, { users: [...this.local.keys()] });
     if (!this.remote) return;
     const limit = this.now() - expireMs;
     for (const [gw, entry] of this.remote) {
-      if (entry.seenAt >= limit) continue;
+      if (entry.seenAt >= limit || (this.o.aliveAt?.(gw) ?? 0) >= limit) continue;
       this.remote.delete(gw);
       for (const u of entry.users) this.release(u);
     }

@@ -126,3 +126,38 @@ t.test("the SDK's channel model follows the same rules", async (t) => {
   t.same([...m.present], ['c'], 'per-user frames rebuild it');
   t.equal(m.presentCount, undefined, 'and the count is gone');
 });
+
+t.test("a gateway's users stay while it says it is up, and leave once it goes quiet", async (t) => {
+  let now = 1_000_000;
+  const alive = new Map<string, number>();
+  const sent: unknown[] = [];
+  const p = new ChannelPresence('C1', {
+    gateway: 'g0',
+    maxUsers: 100,
+    broadcast: (_c, e) => sent.push(e),
+    notify: () => {},
+    aliveAt: (g) => alive.get(g),
+    now: () => now,
+  });
+  p.onRemote('g1', { joined: ['bob'] });
+  p.add('alice');
+  t.same(p.users.sort(), ['alice', 'bob']);
+  // Beats without a refresh: nothing about this channel goes out, and g1's `alive` keeps bob.
+  sent.length = 0;
+  for (let i = 0; i < 10; i++) {
+    now += 5000;
+    alive.set('g1', now);
+    p.beat(15_000, false);
+  }
+  t.same(sent, [], 'no per-channel message without a refresh');
+  t.same(p.users.sort(), ['alice', 'bob'], 'bob stays: his gateway says it is up');
+  p.beat(15_000, true);
+  t.same(sent, [{ users: ['alice'] }], 'a refresh sends the whole set');
+  // g1 goes quiet: three heartbeats later bob is gone.
+  now += 10_000;
+  p.beat(15_000, false);
+  t.same(p.users.sort(), ['alice', 'bob'], 'not before three heartbeats');
+  now += 6000;
+  p.beat(15_000, false);
+  t.same(p.users, ['alice'], 'bob left with his gateway');
+});
