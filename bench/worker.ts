@@ -409,8 +409,9 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
   };
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / c.rate;
-    const wait = due - now();
-    if (wait > 1) await sleep(wait);
+    // A timer can fire early against hrtime (libuv's loop time is cached per turn, and delays
+    // are whole ms): sleep again until at most 1 ms early, so no post goes out before its time.
+    for (let wait = due - now(); wait > 1; wait = due - now()) await sleep(wait);
     maxBehind = Math.max(maxBehind, now() - due);
     const p = send(i).finally(() => inflight.delete(p));
     inflight.add(p);
