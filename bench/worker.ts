@@ -409,9 +409,11 @@ async function post(c: Extract<WorkerCommand, { op: 'post' }>) {
   };
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / c.rate;
-    // A timer can fire early against hrtime (libuv's loop time is cached per turn, and delays
-    // are whole ms): sleep again until at most 1 ms early, so no post goes out before its time.
-    for (let wait = due - now(); wait > 1; wait = due - now()) await sleep(wait);
+    // Never before its time: a timer can fire early against hrtime (libuv caches the loop's time
+    // per turn, and delays are whole ms), and a post sent early, answered within a millisecond,
+    // would show a latency from its due time of zero or less. So sleep again while any of the
+    // wait is left (at the cost of up to a millisecond late, which the due-time latency shows).
+    for (let wait = due - now(); wait > 0; wait = due - now()) await sleep(Math.max(1, wait));
     maxBehind = Math.max(maxBehind, now() - due);
     const p = send(i).finally(() => inflight.delete(p));
     inflight.add(p);
