@@ -10,7 +10,7 @@
 // gateway re-syncs from the database when it comes back, as after a Redis outage.
 import { tagged, type Endpoint } from '../util/endpoint.js';
 import type { Bus, BusEvent, BusEventHandler, BusResubscribedHandler, BusStateHandler } from './bus.js';
-import { channelOf } from './bus.js';
+import { BusListeners, channelOf } from './bus.js';
 
 /** Tags our messages: an IPC channel also carries other traffic (metrics requests, signals). */
 const TAG = 'walcast:bus';
@@ -82,9 +82,7 @@ export function serveBus(endpoint: Endpoint, makeBus: () => Bus): () => Promise<
 /** The remote side: a Bus whose every call goes to the owner. */
 export class RemoteBus implements Bus {
   readonly kind = 'bridge';
-  private readonly eventHandlers: BusEventHandler[] = [];
-  private readonly stateHandlers: BusStateHandler[] = [];
-  private readonly resubHandlers: BusResubscribedHandler[] = [];
+  private readonly listeners = new BusListeners();
   private readonly pending = new Map<number, { resolve(): void; reject(e: Error): void }>();
   private readonly channels = new Set<string>();
   private nextId = 1;
@@ -121,16 +119,15 @@ export class RemoteBus implements Bus {
   }
 
   onEvent(handler: BusEventHandler): void {
-    this.eventHandlers.push(handler);
+    this.listeners.onEvent(handler);
   }
 
   onState(handler: BusStateHandler): void {
-    this.stateHandlers.push(handler);
-    if (this.up) queueMicrotask(() => handler(true));
+    this.listeners.onState(handler, this.up);
   }
 
   onResubscribed(handler: BusResubscribedHandler): void {
-    this.resubHandlers.push(handler);
+    this.listeners.onResubscribed(handler);
   }
 
   isUp(): boolean {
@@ -170,13 +167,13 @@ export class RemoteBus implements Bus {
           const channel = channelOf(e);
           // One we left while it was on its way.
           if (channel !== undefined && !this.channels.has(channel)) continue;
-          for (const h of this.eventHandlers) h(e);
+          this.listeners.event(e);
         }
         return;
       case 'state':
         return this.setUp(m.up);
       case 'resub':
-        for (const h of this.resubHandlers) h(m.channels);
+        this.listeners.resubscribed(m.channels);
         return;
     }
   }
@@ -184,7 +181,7 @@ export class RemoteBus implements Bus {
   private setUp(up: boolean): void {
     if (up === this.up || this.closed) return;
     this.up = up;
-    for (const h of this.stateHandlers) h(up);
+    this.listeners.state(up);
   }
 
   private failPending(why: string): void {

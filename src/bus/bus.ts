@@ -69,3 +69,38 @@ export interface Bus {
   isUp(): boolean;
   close(): Promise<void>;
 }
+
+/**
+ * The handlers a bus backend calls, kept once for every backend. A state handler registered
+ * while the bus is already up hears so at once (in a microtask), as from a fresh start.
+ */
+export class BusListeners {
+  private readonly events: BusEventHandler[] = [];
+  private readonly states: BusStateHandler[] = [];
+  private readonly resubs: BusResubscribedHandler[] = [];
+
+  onEvent(handler: BusEventHandler): void {
+    this.events.push(handler);
+  }
+
+  onState(handler: BusStateHandler, upNow: boolean): void {
+    this.states.push(handler);
+    if (upNow) queueMicrotask(() => handler(true));
+  }
+
+  onResubscribed(handler: BusResubscribedHandler): void {
+    this.resubs.push(handler);
+  }
+
+  event(e: BusEvent): void {
+    for (const h of this.events) h(e);
+  }
+
+  state(up: boolean): void {
+    for (const h of this.states) h(up);
+  }
+
+  resubscribed(channels: readonly string[]): void {
+    for (const h of this.resubs) h(channels);
+  }
+}

@@ -39,7 +39,7 @@
 //    too (the relay replays it, in order, from the slot).
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { Bus, BusEvent, BusEventHandler, BusResubscribedHandler, BusStateHandler } from './bus.js';
+import { BusListeners, type Bus, type BusEvent, type BusEventHandler, type BusResubscribedHandler, type BusStateHandler } from './bus.js';
 import { CONTROL_TOPIC, isEvent, topicOf, topicOfEvent } from './topics.js';
 /** A publish not answered by then is failed (its outcome is unknown: the relay replays, the gateway drops duplicates). */
 const PUBLISH_TIMEOUT_MS = 5000;
@@ -84,9 +84,7 @@ export class ClusterBus implements Bus {
   /** Our subscriber connection to each master, by host:port. */
   private readonly conns = new Map<string, Redis>();
   private readonly topics = new Map<string, TopicState>();
-  private readonly eventHandlers: BusEventHandler[] = [];
-  private readonly stateHandlers: BusStateHandler[] = [];
-  private readonly resubHandlers: BusResubscribedHandler[] = [];
+  private readonly listeners = new BusListeners();
   /** Per topic: whether an SPUBLISH is in flight, and the events waiting for it to succeed. */
   private readonly outbox = new Map<string, { pending: BusEvent[]; waiters: { resolve(): void; reject(e: Error): void }[] }>();
   private masters = new Set<string>();
@@ -174,16 +172,15 @@ export class ClusterBus implements Bus {
   }
 
   onEvent(handler: BusEventHandler): void {
-    this.eventHandlers.push(handler);
+    this.listeners.onEvent(handler);
   }
 
   onState(handler: BusStateHandler): void {
-    this.stateHandlers.push(handler);
-    if (this.up) queueMicrotask(() => handler(true));
+    this.listeners.onState(handler, this.up);
   }
 
   onResubscribed(handler: BusResubscribedHandler): void {
-    this.resubHandlers.push(handler);
+    this.listeners.onResubscribed(handler);
   }
 
   isUp(): boolean {
@@ -354,7 +351,7 @@ export class ClusterBus implements Bus {
     this.resubscribed = [];
     if (channels.length === 0 || this.closed) return;
     this.log.info('redis cluster bus: subscriptions confirmed again; re-syncing their channels', { channels: channels.length });
-    for (const h of this.resubHandlers) h(channels);
+    this.listeners.resubscribed(channels);
   }
 
   private failFirst(t: TopicState, e: Error): void {
@@ -506,7 +503,7 @@ export class ClusterBus implements Bus {
         this.log.warn('redis cluster bus: dropping unexpected event', { topic, kind: (event as { kind?: unknown } | null)?.kind });
         continue;
       }
-      for (const h of this.eventHandlers) h(event);
+      this.listeners.event(event);
     }
   }
 
@@ -515,7 +512,7 @@ export class ClusterBus implements Bus {
     this.up = up;
     if (up) this.log.info('redis cluster bus up', { channels: this.topics.size - 1, masters: this.masters.size });
     else this.log.warn('redis cluster bus down (control topic lapsed); re-subscribing');
-    for (const h of this.stateHandlers) h(up);
+    this.listeners.state(up);
   }
 
   /** Every failed reconnect repeats the same error: log it once per outage, not every attempt. */

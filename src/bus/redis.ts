@@ -24,15 +24,14 @@
 // with the same topics and payloads.
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';
+import { BusListeners, channelOf, type Bus, type BusEvent, type BusEventHandler, type BusStateHandler } from './bus.js';
 import { CONTROL_TOPIC, isEvent, topicOf as topic, topicOfEvent } from './topics.js';
 
 export class RedisBus implements Bus {
   readonly kind = 'redis';
   private readonly pub: Redis;
   private readonly sub: Redis;
-  private readonly eventHandlers: BusEventHandler[] = [];
-  private readonly stateHandlers: BusStateHandler[] = [];
+  private readonly listeners = new BusListeners();
   /** Subscribed channels, each with its (pending or settled) SSUBSCRIBE. */
   private readonly channels = new Map<string, Promise<void>>();
   /** Subscriber connected and every subscription confirmed. */
@@ -99,13 +98,12 @@ export class RedisBus implements Bus {
   }
 
   onEvent(handler: BusEventHandler): void {
-    this.eventHandlers.push(handler);
+    this.listeners.onEvent(handler);
   }
 
   onState(handler: BusStateHandler): void {
-    this.stateHandlers.push(handler);
-    // Registered after the first connection: report it as MemoryBus does, so startup is uniform.
-    if (this.subUp) queueMicrotask(() => handler(true));
+    // Registered after the first connection: reported as MemoryBus does, so startup is uniform.
+    this.listeners.onState(handler, this.subUp);
   }
 
   isUp(): boolean {
@@ -154,7 +152,7 @@ export class RedisBus implements Bus {
     // An event of a channel we just left (or whose SSUBSCRIBE failed late): not ours.
     const channel = channelOf(event);
     if (channel !== undefined && !this.channels.has(channel)) return;
-    for (const h of this.eventHandlers) h(event);
+    this.listeners.event(event);
   }
 
   private setUp(up: boolean): void {
@@ -162,7 +160,7 @@ export class RedisBus implements Bus {
     this.subUp = up;
     if (up) this.log.info('redis bus up', { channels: this.channels.size });
     else this.log.warn('redis bus down; reconnecting');
-    for (const h of this.stateHandlers) h(up);
+    this.listeners.state(up);
   }
 
   private watch(r: Redis, role: string): void {
