@@ -10,10 +10,10 @@
 // checked as they arrive (a gap, a repeat or a step back is counted), without keeping them.
 // `client: 'lean'` holds the walcast subscribers on bench/lib/lean-ws.ts instead of `ws`, and
 // reads message frames from the bytes (for check only): a fraction of the CPU per frame.
-import http from 'node:http';
 import WebSocket from 'ws';
 import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from '../src/protocol.js';
 import { Hist } from './lib/hist.js';
+import { request } from './lib/http-client.js';
 import { LeanSocket } from './lib/lean-ws.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -60,22 +60,6 @@ let getMessage: { apiUrl: string; token: string } | undefined;
 const ghosts: { channel: string; seq: number; at: number }[] = [];
 let getChecks = 0;
 let getErrors = 0;
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-
-function request(url: string, method: 'GET' | 'POST', token: string | undefined, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, agent, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (data += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
-    });
-    req.on('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
-}
-
 /**
  * How every message frame starts (src/protocol.ts serverFrame.message): frames are told apart
  * by it without parsing, which matters at hundreds of thousands of frames a second.
