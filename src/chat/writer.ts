@@ -89,7 +89,6 @@ export class MessageWriter {
   /** Channels in a transaction right now. */
   private readonly busy = new Set<string>();
   private depth = 0;
-  private lanes = 0;
   /** Sizes of the batches in flight, one per busy lane. */
   private readonly inFlight: number[] = [];
   private pumping = false;
@@ -126,7 +125,7 @@ export class MessageWriter {
   /** Stops taking posts and waits for the batches in flight (and the queue) to finish. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.lanes === 0 && this.depth === 0) return;
+    if (this.inFlight.length === 0 && this.depth === 0) return;
     await new Promise<void>((resolve) => (this.drained = resolve));
   }
 
@@ -146,20 +145,18 @@ export class MessageWriter {
   }
 
   private pump(): void {
-    while (this.lanes < this.o.lanes && this.ready.size > 0 && this.worthALane()) {
+    while (this.inFlight.length < this.o.lanes && this.ready.size > 0 && this.worthALane()) {
       const batch = this.take();
       if (batch.length === 0) break;
-      this.lanes++;
       this.inFlight.push(batch.length);
       void this.run(batch).finally(() => {
-        this.lanes--;
         this.inFlight.splice(this.inFlight.indexOf(batch.length), 1);
         for (const c of new Set(batch.map((p) => p.input.channel))) {
           this.busy.delete(c);
           if (this.queues.get(c)?.length) this.ready.add(c);
         }
         if (this.ready.size > 0) this.pump();
-        else if (this.lanes === 0 && this.depth === 0) this.drained?.();
+        else if (this.inFlight.length === 0 && this.depth === 0) this.drained?.();
       });
     }
   }
@@ -172,7 +169,7 @@ export class MessageWriter {
    * docs/sequencing.md). Posts left waiting go with the next lane that finishes.
    */
   private worthALane(): boolean {
-    if (this.lanes === 0) return true;
+    if (this.inFlight.length === 0) return true;
     const want = Math.min(...this.inFlight, this.o.batchMax);
     let n = 0;
     for (const c of this.ready) {
