@@ -75,3 +75,14 @@ export function plan(urls: string[], channels: string[], perChannel: number, n: 
 export function serverGroups(stack: Stack, db: Postgres, workers: Worker[], poster?: Worker): PidGroups {
   return { ...stack.cpuGroups(db), clients: () => [...workers.flatMap((w) => w.pid()), ...(poster?.pid() ?? [])] };
 }
+
+/** Least squares y = a + b·x. */
+export function fit(points: [number, number][]): { a: number; b: number } {
+  const n = points.length;
+  if (n === 0) return { a: NaN, b: NaN };
+  const mx = points.reduce((s, p) => s + p[0], 0) / n;
+  const my = points.reduce((s, p) => s + p[1], 0) / n;
+  const sxx = points.reduce((s, p) => s + (p[0] - mx) ** 2, 0);
+  const b = sxx === 0 ? 0 : points.reduce((s, p) => s + (p[0] - mx) * (p[1] - my), 0) / sxx;
+  return { a: my - b * mx, b };
+}

@@ -4,6 +4,7 @@
 // model of the seeds' target (10k posts/s × 100k connections) in cores per role and machines.
 import { table } from '../../harness/load/format.js';
 import { Hist } from '../lib/hist.js';
+import { fit } from '../lib/measure.js';
 import type { ProcMem, ScenarioAResult, StepResult } from '../scenarios/scenario-a.js';
 
 const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-');
@@ -15,17 +16,6 @@ type Role = (typeof ROLES)[number];
 
 const roleCpu = (u: { groups: Record<string, number> }, role: Role) =>
   role === 'gateways' ? Object.entries(u.groups).filter(([g]) => g.startsWith('gateway-')).reduce((a, [, v]) => a + v, 0) : (u.groups[role] ?? 0);
-
-/** Least squares y = a + b·x. */
-function fit(points: [number, number][]): { a: number; b: number } {
-  const n = points.length;
-  if (n === 0) return { a: NaN, b: NaN };
-  const mx = points.reduce((s, p) => s + p[0], 0) / n;
-  const my = points.reduce((s, p) => s + p[1], 0) / n;
-  const sxx = points.reduce((s, p) => s + (p[0] - mx) ** 2, 0);
-  const b = sxx === 0 ? 0 : points.reduce((s, p) => s + (p[0] - mx) * (p[1] - my), 0) / sxx;
-  return { a: my - b * mx, b };
-}
 
 export interface CostModel {
   /** The window the costs are taken from: the highest rate whose frames all arrived (the longest of equals). */

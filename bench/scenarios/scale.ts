@@ -14,7 +14,7 @@ import { cpuWindow } from '../../harness/proc-stats.js';
 import { machine, table } from '../../harness/load/format.js';
 import { startBusStack, statsDelta, type BusMode, type RedisStats } from '../lib/bus-stack.js';
 import { Hist, type HistData } from '../lib/hist.js';
-import { allStats, clientCpu, sleep, waitDeliveries, type PostResult } from '../lib/measure.js';
+import { allStats, clientCpu, fit, sleep, waitDeliveries, type PostResult } from '../lib/measure.js';
 import { scenario } from '../lib/scenario.js';
 import { methodUrl } from '../lib/stack.js';
 import { startWorkers } from '../lib/workers.js';
@@ -175,17 +175,6 @@ export const scale = scenario({
 });
 
 const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-');
-
-/** Least squares y = a + b·x. */
-export function fit(points: [number, number][]): { a: number; b: number } {
-  const n = points.length;
-  if (n === 0) return { a: NaN, b: NaN };
-  const mx = points.reduce((s, p) => s + p[0], 0) / n;
-  const my = points.reduce((s, p) => s + p[1], 0) / n;
-  const sxx = points.reduce((s, p) => s + (p[0] - mx) ** 2, 0);
-  const b = sxx === 0 ? 0 : points.reduce((s, p) => s + (p[0] - mx) * (p[1] - my), 0) / sxx;
-  return { a: my - b * mx, b };
-}
 
 export function scaleReport(rows: ScaleRow[], o: { rate: number; seconds: number; clientsPerGateway: number; totalClients?: number; channels: number }, loadavg: number[][], svg: string | null): string {
   const out: string[] = [];
