@@ -99,8 +99,23 @@ t.test('a worker killed mid-stream is replaced; its clients resume without a gap
   await Promise.all(clients.map((c) => c.start()));
   const restartsBefore = await metric('walcast_gateway_worker_restarts_total');
   const [victim] = workerPids();
+  // A POST that meets the dying worker (its keep-alive connection reset, or a connection the
+  // kernel had queued on its listener refused) is retried as any client would: with its
+  // client_msg_id, so a retry of a post that was stored returns it instead of storing it twice.
+  const post = async (i: number): Promise<void> => {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await api.call('chat.postMessage', { channel: channel.id, text: `m${i}`, client_msg_id: `crash-${i}` });
+        return;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
   for (let i = 1; i <= 60; i++) {
-    await api.call('chat.postMessage', { channel: channel.id, text: `m${i}` }).catch(() => api.call('chat.postMessage', { channel: channel.id, text: `m${i}` }));
+    await post(i);
     if (i === 20) process.kill(victim!, 'SIGKILL');
   }
   await until(() => clients.every((c) => c.seqs.length >= 60 && Math.max(...c.seqs) === 60), 'every client at seq 60', 60_000);
