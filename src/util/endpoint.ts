@@ -32,7 +32,7 @@ export function portEndpoint(port: Port | MessagePort): Endpoint {
 }
 
 interface IpcChannel {
-  send?(msg: unknown): boolean;
+  send?(msg: unknown, handle: undefined, options: object, callback: (error: Error | null) => void): boolean;
   connected?: boolean;
   on(event: 'message', h: (msg: unknown) => void): unknown;
   on(event: 'disconnect', h: () => void): unknown;
@@ -41,9 +41,12 @@ interface IpcChannel {
 /** The IPC channel of a forked child (a ChildProcess in the parent, `process` in the child). */
 export function ipcEndpoint(proc: IpcChannel): Endpoint {
   return {
-    // A send after the other side went away fails with ERR_IPC_CHANNEL_CLOSED: the 'disconnect' handler reports it.
+    // The other side may die between the `connected` check and the write (a SIGKILLed worker):
+    // the write then fails (EPIPE, ERR_IPC_CHANNEL_CLOSED). Without a callback that failure is
+    // an 'error' event, which nothing handles, and it took the whole supervisor down; the
+    // 'disconnect' handler reports the loss.
     send: (msg) => {
-      if (proc.connected) proc.send?.(msg);
+      if (proc.connected) proc.send?.(msg, undefined, {}, () => {});
     },
     onMessage: (h) => void proc.on('message', h),
     onClose: (h) => void proc.on('disconnect', h),
