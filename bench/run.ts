@@ -19,7 +19,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { liveChildren, stopChildren } from '../harness/children.js';
 import type { Postgres } from '../harness/postgres.js';
+import { sleep } from './lib/measure.js';
 import { latencySvg } from './lib/render.js';
 import { report, type Machine, type SuiteRun, type Versions } from './lib/report.js';
 import { defaults, flagOf, parseValue, usage, type AnyScenario, type AnyValues, type Context, type OptionSpecs } from './lib/scenario.js';
@@ -184,6 +186,8 @@ async function main(argv: string[]): Promise<number> {
 
   let db: Promise<Postgres> | null = null;
   const ctx: Context = { quick: args.quick, sources: args.sources, db: () => (db ??= startDb()), log };
+  let removal: Promise<void> | null = null;
+  removeDb = () => (removal ??= db ? db.then((d) => d.remove()).catch((e: unknown) => log('could not remove the database:', (e as Error)?.message)) : Promise.resolve());
   let code = 0;
   try {
     if (suite.length) {
@@ -228,14 +232,38 @@ async function main(argv: string[]): Promise<number> {
       }
     }
   } finally {
-    if (db) await db.then((d) => d.remove(), () => {});
+    await removeDb();
   }
   return code;
 }
 
+// Interrupted (Ctrl-C, SIGTERM from a timeout): stop every process the run started, then the
+// run's PostgreSQL, and exit 130; a second signal exits at once. Without this the walcast
+// processes, Redis and the client workers outlived an interrupted run.
+let interrupted = false;
+let removeDb: () => Promise<void> = async () => {};
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: stopping ${liveChildren()} child process(es) and the database (again to exit at once)`);
+    void stopChildren('SIGTERM', 10_000)
+      .then(() => Promise.race([removeDb(), sleep(20_000)]))
+      .finally(() => process.exit(130));
+  });
+}
+// While it stops, the run's own database clients lose their server: expected, not a crash.
+process.on('uncaughtException', (e) => {
+  if (interrupted) return;
+  process.stderr.write(`${e?.stack ?? String(e)}\n`);
+  process.exit(1);
+});
+
+// Once interrupted, the signal's path exits (after its cleanup), whatever the run does meanwhile.
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => interrupted || process.exit(code),
   (e: unknown) => {
+    if (interrupted) return;
     process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
     process.exit(1);
   },

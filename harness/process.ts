@@ -1,5 +1,6 @@
 // A child process of the harness: its output, its exit, an idempotent kill, and a readiness wait.
 import type { ChildProcess } from 'node:child_process';
+import { adopt } from './children.js';
 
 export interface Proc {
   name: string;
@@ -15,6 +16,7 @@ export interface Proc {
 
 /** Wraps a child process: its output, its exit, and an idempotent kill. */
 export function track(name: string, port: number, child: ChildProcess): Proc {
+  adopt(child);
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));

@@ -8,14 +8,17 @@
 // standalone scenarios of issue 17 (changes, presence) once each, quick, with their reports. And
 // the fan-out ceiling (walcast start against a bare uWS publisher): its report's shape, the same
 // frames from both, every frame to every socket in seq order. And the seeds' Scenario A, quick,
-// once clean and once with faults injected at the clients (its loss check must catch them).
-import { execFile } from 'node:child_process';
+// once clean and once with faults injected at the clients (its loss check must catch them). And
+// an interrupted run (SIGINT) stops every process it started.
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { withDescendants } from '../harness/proc-stats.js';
+import { until } from './helpers/walcast.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // Several stacks one after the other: more than the default file timeout on a busy machine.
@@ -211,4 +214,37 @@ t.test('scenario-a, quick, faults injected at the clients: the loss check catche
   // Two client processes, each with one socket missing a frame and one getting a frame twice.
   t.match(e?.stdout, /\*\*LOSS\*\*: 2 missing, 2 extra, 2 duplicate or out of order, 2 gaps, 0 sockets disconnected, 0 accepted posts not stored/);
   t.match(e?.stdout, /60 sockets checked: 56 got exactly the stored messages/);
+});
+
+t.test('an interrupted run leaves no process behind', async (t) => {
+  const bench = spawn(process.execPath, ['--import=tsx', 'bench/run.ts', 'ingest', '--quick', '--only', 'start', '--out', out], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  bench.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => bench.once('exit', (code) => r(code)));
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      return '';
+    }
+  };
+  const descendants = () => withDescendants(bench.pid!).filter((p) => p !== bench.pid);
+  // Interrupted while walcast start serves the load: PostgreSQL, walcast, the client worker run.
+  await until(() => descendants().some((p) => /bin\/walcast(-dev)?\.js start/.test(cmdline(p))), 'walcast start running under the bench', 120_000);
+  const before = descendants();
+  t.ok(before.length >= 3, `${before.length} processes under the run`);
+  bench.kill('SIGINT');
+  t.equal(await exited, 130, 'the run exits 130', { stderr: err.slice(-2000) });
+  t.match(err, /SIGINT: stopping \d+ child process/);
+  const alive = (p: number) => {
+    try {
+      process.kill(p, 0);
+      return cmdline(p) !== '';
+    } catch {
+      return false;
+    }
+  };
+  // The database goes a moment after the run (its watcher polls every 2 s).
+  await until(() => !before.some(alive), 'every process of the run gone', 60_000).catch(() => {});
+  t.same(before.filter(alive).map(cmdline), [], 'none left');
 });

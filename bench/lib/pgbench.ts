@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { adopt } from '../../harness/children.js';
 import { Hist, type HistData } from './hist.js';
 
 /** pgbench on the PATH, else the newest /usr/lib/postgresql/<v>/bin/pgbench; null if none. */
@@ -99,7 +100,7 @@ export async function runPgbench(o: PgbenchOptions): Promise<PgbenchResult> {
     writeFileSync(script, o.script);
     const jobs = Math.max(1, Math.min(o.clients, os.cpus().length));
     const args = ['-n', '-f', script, '-c', String(o.clients), '-j', String(jobs), '-T', String(Math.max(1, Math.round(o.seconds))), '-M', o.mode, '--log', `--log-prefix=${path.join(dir, 'log')}`, o.dbUrl];
-    const child = spawn(o.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = adopt(spawn(o.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     if (child.pid) o.onStart?.(child.pid);
     let out = '';
     child.stdout.on('data', (d) => (out += d));

@@ -1,6 +1,7 @@
 // Forks bench/worker.ts processes and talks to them over IPC (one request at a time per call id).
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { adopt } from '../../harness/children.js';
 import type { WorkerCommand } from '../worker.js';
 
 const WORKER = fileURLToPath(new URL('../worker.ts', import.meta.url));
@@ -33,7 +34,7 @@ export class Worker<C extends { op: string } = WorkerCommand> {
   /** `module`: another worker entry point (a scenario's own; same IPC shape: `ready`, then {id, result | error}). */
   static async start<C extends { op: string } = WorkerCommand>(module: string = WORKER): Promise<Worker<C>> {
     // Room for 20k sockets a worker; the heap is sized for many subscribers.
-    const child = fork(module, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = adopt(fork(module, [], { execArgv: ['--import=tsx', '--max-old-space-size=2048'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const w = new Worker<C>(child);
     await w.ready;
     return w;

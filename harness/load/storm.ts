@@ -10,6 +10,7 @@
 // than ~28k sockets fit. test/storm.test.ts runs it small; `npm run bench -- storm` big.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { adopt } from '../children.js';
 import pg from 'pg';
 import { Tokens } from '../../src/auth/tokens.js';
 import { PATHS } from '../../src/protocol.js';
@@ -93,7 +94,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
 
     log(`starting ${o.workers} client processes for ${o.clients} clients on gateway A`);
     for (let w = 0; w < o.workers; w++) {
-      const child = fork(CLIENTS, [], { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = adopt(fork(CLIENTS, [], { execArgv: ['--import=tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
       workers.push(child);
       await waitFor(child, 'up');
     }
