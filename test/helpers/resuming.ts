@@ -63,17 +63,19 @@ export class ResumingClient {
           setTimeout(() => ws.readyState === ws.OPEN && ws.send(clientFrame.subscribe(this.channel, this.last)), 200);
         }
       });
+      let why = '';
       const retry = () => {
         if (this.stopped) return;
-        if (first && !subscribed) return reject(new Error(`${this.name}: could not subscribe via ${url}`));
+        if (first && !subscribed) return reject(new Error(`${this.name}: could not subscribe via ${url} (${why})`));
         this.reconnects++;
         setTimeout(() => void this.connect().catch(() => {}), 100);
       };
-      ws.on('close', (code) => {
+      ws.on('close', (code, reason) => {
+        why += `closed ${code} ${String(reason)}`;
         this.closes.push(code);
         if (this.ws === ws) retry();
       });
-      ws.on('error', () => {});
+      ws.on('error', (e) => void (why += `${e.message}; `));
     });
   }
 }
