@@ -3,9 +3,8 @@
 // same log; deletes leave no text anywhere; reactions are idempotent under concurrency; long
 // (TOASTed) texts survive edits and reactions; replies are causal; roles and private channels.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import t, { type Test } from 'tap';
-import { startTestDatabase } from './helpers/postgres.js';
+import { startTestDatabase, testPool } from './helpers/postgres.js';
 import { startWalcast } from './helpers/walcast.js';
 import { Api, WsClient, contiguous, type Frame } from './helpers/clients.js';
 
@@ -14,8 +13,7 @@ const w = await startWalcast(t, db.url, { env: { WALCAST_SLOT: 'change_log', WAL
 const alice = new Api(w.base, await w.token('alice'));
 const bob = new Api(w.base, await w.token('bob'));
 const carol = new Api(w.base, await w.token('carol'));
-const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-t.teardown(() => pool.end());
+const pool = testPool(t, db.url, 2);
 
 async function watcher(t: { teardown(f: () => unknown): void }, user = 'alice', channel?: string, since?: number): Promise<WsClient> {
   const ws = await WsClient.connect(w.ws, await w.token(user));

@@ -3,20 +3,18 @@
 // one row per client_msg_id, every failure with its own code, nothing taking a seq it should not,
 // and a batch of thousands of rows reaching subscribers in order through the relay.
 import t from 'tap';
-import pg from 'pg';
 import { Channels } from '../src/chat/channels.js';
 import { MessageWriter, type PostResult } from '../src/chat/writer.js';
 import { WalcastError } from '../src/errors.js';
 import { startTopology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
-import { startTestDatabase } from './helpers/postgres.js';
+import { startTestDatabase, testPool } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
 import { ResumingClient } from './helpers/resuming.js';
 
 const db = await startTestDatabase(t);
-const pool = new pg.Pool({ connectionString: db.url, max: 8 });
-t.teardown(() => pool.end());
+const pool = testPool(t, db.url, 8);
 const channels = new Channels(pool, { inviteUnknownUsers: true });
 
 async function seqsOf(channel: string): Promise<number[]> {
