@@ -10,7 +10,7 @@ import { metric, scrape } from '../harness/load/metrics.js';
 import { startTopology, type ClusterTopology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { keySlot } from '../src/bus/cluster.js';
-import { ResumingClient } from './helpers/resuming.js';
+import { ResumingClient, startAll } from './helpers/resuming.js';
 import { contiguous } from './helpers/clients.js';
 
 const CHANNELS = 50;
@@ -78,7 +78,9 @@ async function scenario(t: Test, name: string, fault: (channels: { id: string; m
     new ResumingClient(`${c.id}@g1`, [g1, g2], token, c.id),
     new ResumingClient(`${c.id}@g2`, [g2, g1], token, c.id),
   ].map((x) => Object.assign(x, { channelIndex: i })));
-  await Promise.all(clients.map((c) => c.start()));
+  await startAll(clients, () =>
+    topo.gateways.map((g) => `${g.name}: ${g.child.exitCode === null && g.child.signalCode === null ? 'running' : `exited ${g.child.exitCode ?? g.child.signalCode}`}; its output: ${g.output().slice(-2000) || '(none)'}`).join('\n'),
+  );
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
   const lapsedBefore = await gatewayCounter('walcast_bus_shard_subscriptions_lapsed_total');
 

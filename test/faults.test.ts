@@ -6,7 +6,7 @@
 import t from 'tap';
 import { HARNESS_ADMIN_TOKEN, startTopology, type Topology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
-import { ResumingClient } from './helpers/resuming.js';
+import { ResumingClient, startAll } from './helpers/resuming.js';
 import { contiguous } from './helpers/clients.js';
 
 const topo: Topology = await startTopology({ relays: 2, gateways: 2 });
@@ -89,7 +89,7 @@ async function scenario(t: { ok(v: unknown, m: string): void; teardown(f: () => 
     new ResumingClient('c3@g2', [g2, g1], token, channel.id),
     new ResumingClient('c4@g2', [g2, g1], token, channel.id),
   ];
-  await Promise.all(clients.map((c) => c.start()));
+  await startAll(clients);
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
   const attempts = await changeSteadily(channel.id, N, 8, (i) => (i === 50 ? fault() : undefined));
   await after?.();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/db/embedded.js';
 import { Api, contiguous } from './helpers/clients.js';
-import { ResumingClient } from './helpers/resuming.js';
+import { ResumingClient, startAll } from './helpers/resuming.js';
 import { until } from './helpers/walcast.js';
 import { track } from '../harness/process.js';
 import { HARNESS_ADMIN_TOKEN, startTopology } from '../harness/topology.js';
@@ -80,7 +80,8 @@ t.test('two workers share the port; every socket gets every message', async (t) 
   const { channel } = await api.call('conversations.create', { name: 'spread' });
   const clients = Array.from({ length: 16 }, (_, i) => new ResumingClient(`c${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
-  await Promise.all(clients.map((c) => c.start()));
+  const restarts = async () => `worker restarts so far: ${await metric('walcast_gateway_worker_restarts_total')}; supervisor output: ${supervisor.output().slice(-2000)}`;
+  await startAll(clients, restarts);
   await until(async () => (await metric('walcast_ws_connections')) === 16, 'the instance counts 16 sockets');
   const perWorker = workerPids().map(connectionsOf);
   // Plus the API client's keep-alive connections, which land on a worker too.
@@ -89,6 +90,7 @@ t.test('two workers share the port; every socket gets every message', async (t) 
   for (let i = 1; i <= 20; i++) await api.call('chat.postMessage', { channel: channel.id, text: `m${i}` });
   await until(() => clients.every((c) => c.seqs.length >= 20), 'every socket got 20 messages', 30_000);
   for (const c of clients) t.ok(contiguous(c.seqs, 1, 20), `${c.name}: 1..20 once each, in order`);
+  t.equal(await metric('walcast_gateway_worker_restarts_total'), 0, 'no worker restarted');
 });
 
 t.test('a worker killed mid-stream is replaced; its clients resume without a gap', async (t) => {
@@ -96,7 +98,7 @@ t.test('a worker killed mid-stream is replaced; its clients resume without a gap
   const { channel } = await api.call('conversations.create', { name: 'crash' });
   const clients = Array.from({ length: 16 }, (_, i) => new ResumingClient(`k${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
-  await Promise.all(clients.map((c) => c.start()));
+  await startAll(clients);
   const restartsBefore = await metric('walcast_gateway_worker_restarts_total');
   const [victim] = workerPids();
   // A POST that meets the dying worker (its keep-alive connection reset, or a connection the
@@ -141,7 +143,7 @@ t.test('SIGTERM drains every worker, then the supervisor exits 0', async (t) => 
   const api = new Api(base, token);
   const { channel } = await api.call('conversations.create', { name: 'drain' });
   const clients = Array.from({ length: 8 }, (_, i) => new ResumingClient(`d${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
-  await Promise.all(clients.map((c) => c.start()));
+  await startAll(clients);
   const workers = workerPids();
   t.equal(await supervisor.kill('SIGTERM'), 0, 'exit 0');
   await until(() => clients.every((c) => c.closes.length >= 1), 'every socket closed', 30_000);
@@ -163,7 +165,7 @@ t.test('split roles: `walcast gateway` with two workers on Redis', async (t) => 
   const token = await tokens.sign('alice', 600);
   const subs = Array.from({ length: 10 }, (_, i) => new ResumingClient(`s${i}`, [`${gw.url.replace('http', 'ws')}/v1/ws`], token, channel.id));
   t.teardown(() => Promise.all(subs.map((c) => c.stop())));
-  await Promise.all(subs.map((c) => c.start()));
+  await startAll(subs);
   for (let i = 1; i <= 20; i++) await api.call('chat.postMessage', { channel: channel.id, text: `m${i}` });
   await until(() => subs.every((c) => c.seqs.length >= 20), 'every socket got 20 messages', 30_000);
   for (const c of subs) t.ok(contiguous(c.seqs, 1, 20), `${c.name}: 1..20 once each, in order`);

@@ -11,7 +11,7 @@ import { Tokens } from '../src/auth/tokens.js';
 import { startTestDatabase, testPool } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
-import { ResumingClient } from './helpers/resuming.js';
+import { ResumingClient, startAll } from './helpers/resuming.js';
 
 const db = await startTestDatabase(t);
 const pool = testPool(t, db.url, 8);
@@ -212,7 +212,7 @@ t.test('the api killed (SIGKILL) while batches are in flight: one copy of each m
   const chans: string[] = [];
   for (let i = 0; i < 4; i++) chans.push((await api().call('conversations.create', { name: `kill-${i}` })).channel.id);
   const subs = chans.map((ch, i) => new ResumingClient(`sub${i}`, [`ws://127.0.0.1:${topo.gateways[0]!.port}/v1/ws`], token, ch, 0));
-  await Promise.all(subs.map((s) => s.start()));
+  await startAll(subs);
   t.teardown(() => Promise.all(subs.map((s) => s.stop())));
 
   const PER = 60;

@@ -48,6 +48,12 @@ export class ResumingClient {
       const ws = new WebSocket(`${url}?token=${this.token}`);
       this.ws = ws;
       let subscribed = false;
+      // What a failed first connection reports: how far it got, and when. ws keeps socket errors
+      // after the handshake to itself, so a reset then shows only as 1006.
+      const t0 = performance.now();
+      const at = () => `${Math.round(performance.now() - t0)} ms`;
+      let why = '';
+      ws.on('upgrade', () => void (why += `101 after ${at()}; `));
       ws.on('open', () => ws.send(clientFrame.subscribe(this.channel, this.last)));
       ws.on('message', (data) => {
         const f = JSON.parse(String(data));
@@ -59,11 +65,11 @@ export class ResumingClient {
           this.arrivals.push(performance.now());
           this.last = Math.max(this.last, f.seq);
         } else if (f.type === 'error') {
+          why += `error frame ${f.code}; `;
           // e.g. `unavailable` while the bus is down: try again shortly.
           setTimeout(() => ws.readyState === ws.OPEN && ws.send(clientFrame.subscribe(this.channel, this.last)), 200);
         }
       });
-      let why = '';
       const retry = () => {
         if (this.stopped) return;
         if (first && !subscribed) return reject(new Error(`${this.name}: could not subscribe via ${url} (${why})`));
@@ -71,11 +77,25 @@ export class ResumingClient {
         setTimeout(() => void this.connect().catch(() => {}), 100);
       };
       ws.on('close', (code, reason) => {
-        why += `closed ${code} ${String(reason)}`;
+        why += `closed ${code} ${String(reason)} after ${at()}`;
         this.closes.push(code);
         if (this.ws === ws) retry();
       });
       ws.on('error', (e) => void (why += `${e.message}; `));
     });
   }
+}
+
+/**
+ * Starts every client at once; if any could not subscribe, fails naming all of them (one socket
+ * refused and a whole gateway process gone look different only when every failure is listed),
+ * followed by `context()`: the state of the servers at that moment.
+ */
+export async function startAll(clients: readonly ResumingClient[], context?: () => string | Promise<string>): Promise<void> {
+  const results = await Promise.allSettled(clients.map((c) => c.start()));
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length === 0) return;
+  const lines = failed.map((f) => `  ${(f.reason as Error).message}`).join('\n');
+  const more = context ? `\n${await Promise.resolve().then(context).catch((e: unknown) => `(context unavailable: ${String(e)})`)}` : '';
+  throw new Error(`${failed.length} of ${clients.length} clients could not subscribe:\n${lines}${more}`);
 }
