@@ -80,8 +80,8 @@ t.test('two workers share the port; every socket gets every message', async (t) 
   const { channel } = await api.call('conversations.create', { name: 'spread' });
   const clients = Array.from({ length: 16 }, (_, i) => new ResumingClient(`c${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
-  const restarts = async () => `worker restarts so far: ${await metric('walcast_gateway_worker_restarts_total')}; supervisor output: ${supervisor.output().slice(-2000)}`;
-  await startAll(clients, restarts);
+  const instanceState = async () => `worker restarts so far: ${await metric('walcast_gateway_worker_restarts_total')}; supervisor output: ${supervisor.output().slice(-2000)}`;
+  await startAll(clients, instanceState);
   await until(async () => (await metric('walcast_ws_connections')) === 16, 'the instance counts 16 sockets');
   const perWorker = workerPids().map(connectionsOf);
   // Plus the API client's keep-alive connections, which land on a worker too.
