@@ -1,7 +1,7 @@
 // PostgreSQL goes away and comes back: the API answers 503 `unavailable` (never a crash or a
 // hang), the gateway keeps its sockets, the relay reconnects, and nothing committed is lost.
 import t from 'tap';
-import { startTestDatabase } from './helpers/postgres.js';
+import { startTestDatabase, testPool } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
 
@@ -32,6 +32,10 @@ t.test('database down: clear 503s; database back: delivery resumes without loss'
   t.teardown(() => other.close());
   const refused = await other.subscribe(channel.id);
   t.same(refused, { type: 'error', code: 'unavailable', channel: channel.id }, 'subscribe answers unavailable');
+  // A user the gateway never saw is recorded in the background: the socket does not wait for it.
+  const newcomer = await WsClient.connect(w.ws, await w.token('newcomer'));
+  t.teardown(() => newcomer.close());
+  t.notOk(newcomer.closed, 'a user never seen before still gets a socket');
   t.notOk(ws.closed, 'existing sockets stay open');
 
   await db.start();
@@ -43,4 +47,10 @@ t.test('database down: clear 503s; database back: delivery resumes without loss'
   await ws.waitForSeq(channel.id, 10, 20_000);
   t.ok(contiguous(ws.seqs(channel.id), 1, 10), 'the subscriber saw 1..10 once each, in order');
   t.equal((await fetch(`${w.base}/readyz`)).status, 200, 'ready again');
+  // Recording the newcomer failed while the database was down: their next socket records them.
+  const again = await WsClient.connect(w.ws, await w.token('newcomer'));
+  t.teardown(() => again.close());
+  const pool = testPool(t, db.url, 1);
+  await until(async () => (await pool.query('SELECT 1 FROM users WHERE id = $1', ['newcomer'])).rowCount === 1, 'the newcomer recorded');
+  t.pass('recorded once the database is back');
 });

@@ -10,6 +10,9 @@ import { SignJWT } from 'jose';
 import { startTestDatabase } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { WsClient } from './helpers/clients.js';
+import { rawUpgrade } from './helpers/raw-ws.js';
+import { TokenVerifier } from '../src/auth/verifier.js';
+import { clientFrame } from '../src/protocol.js';
 
 const ISS = 'https://idp.test';
 const AUD = 'walcast-chat';
@@ -78,6 +81,23 @@ t.test('RS256, ES256 and EdDSA tokens from the key set, by kid, on the API and t
   t.equal((await status(await idpToken(published[0]!, { ttl: 3 * 86400 }))).status, 401, 'longer than the maximum lifetime');
   // HS256 from walcast's own secret still works (and carries iss/aud, stamped by Tokens.sign).
   t.equal((await status(await w.token('alice'))).status, 404, 'HS256 with WALCAST_SECRET beside the key set');
+});
+
+t.test('keys already fetched verify without waiting, so the gateway upgrades inside its handler', async (t) => {
+  const v = new TokenVerifier({ secret: null, jwksUrl, maxLifetimeS: 86_400, issuer: ISS, audience: AUD });
+  const first = await idpToken(published[0]!);
+  t.equal(v.verifyNow(first), null, 'nothing fetched yet: only verify() can tell');
+  t.match(await v.verify(first), { sub: 'idp-user', source: 'jwks' });
+  for (const k of published) t.match(v.verifyNow(await idpToken(k, { sub: `now-${k.alg}` })), { sub: `now-${k.alg}`, source: 'jwks' }, `${k.alg}: a value, not a promise`);
+  t.equal(v.verifyNow(await idpToken(newKey('unknown', 'ES256'))), null, 'an unknown kid needs a fetch');
+  t.throws(() => v.verifyNow(`${first.slice(0, first.lastIndexOf('.'))}.AAAA`), { code: 'invalid_auth' }, 'a bad signature is refused at once');
+  // The gateway has fetched the set (the test above): a handshake that says `Connection: close`
+  // closes the socket right after its 101 if the upgrade waited (test/ws-upgrade.test.ts).
+  const ws = await rawUpgrade(`${w.ws}?token=${await idpToken(published[1]!, { sub: 'idp-upgrade' })}`, { Connection: 'close' });
+  t.teardown(() => ws.close());
+  t.match(ws.status, /^HTTP\/1\.1 101 /);
+  ws.sendText(clientFrame.ping());
+  t.match(JSON.parse(await ws.nextText()), { type: 'pong' }, 'the socket answers');
 });
 
 t.test('algorithm confusion: HS256 keyed with the published RSA public key is refused', async (t) => {

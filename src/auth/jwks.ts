@@ -6,8 +6,11 @@
 //  - after such a failure, tokens that would need a fetch are answered `unavailable` at once for
 //    a short while, instead of each request waiting for the IdP's timeout;
 //  - HMAC algorithms never reach the key set (jose refuses them there too): routing is by the
-//    token's `alg`, and each source has its own allowlist (verifier.ts).
-import { createRemoteJWKSet, errors as joseErrors, type JWTVerifyGetKey } from 'jose';
+//    token's `alg`, and each source has its own allowlist (verifier.ts);
+//  - keyNow(): the key from the fresh cache without waiting, so that a gateway can upgrade a
+//    WebSocket inside uWS's upgrade handler (verifier.ts says why).
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, errors as joseErrors, type JWK, type JWTVerifyGetKey } from 'jose';
 import { WalcastError } from '../errors.js';
 
 export interface JwksOptions {
@@ -28,8 +31,18 @@ export function isJwksUnavailable(e: unknown): boolean {
   return e.constructor === joseErrors.JOSEError; // non-200, unparsable JSON
 }
 
+/** What each accepted algorithm needs of a key: jose's own table (lib/jws_algorithms.js). */
+const KEY_FOR: Record<string, { kty: string; crv?: string; minRsaBits?: number }> = {
+  RS256: { kty: 'RSA', minRsaBits: 2048 },
+  ES256: { kty: 'EC', crv: 'P-256' },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519' },
+};
+/** Imported keys kept; the map is emptied when full (key sets are small, rotations rare). */
+const IMPORTED_MAX = 64;
+
 export class JwksKeys {
   private readonly remote: ReturnType<typeof createRemoteJWKSet>;
+  private readonly imported = new Map<string, KeyObject | null>();
   private failedUntil = 0;
   private readonly backoffMs: number;
   /** Fetch failures so far (for tests and logs). */
@@ -42,6 +55,45 @@ export class JwksKeys {
       cacheMaxAge: o.cacheMaxAgeMs ?? 600_000,
     });
     this.backoffMs = o.failureBackoffMs ?? 2000;
+  }
+
+  /**
+   * The key for a token's `alg` and `kid` from the cached key set, without fetching. Null when
+   * only getKey can tell: nothing cached, the cache is stale, or not exactly one key fits (jose's
+   * rules: key type and curve for the algorithm, the `kid`, and `alg`, `use`, `key_ops`, `ext`
+   * when the key states them).
+   */
+  keyNow(alg: string, kid: unknown): KeyObject | null {
+    const need = KEY_FOR[alg];
+    if (!need || !this.remote.fresh || (kid !== undefined && typeof kid !== 'string')) return null;
+    const fit = (this.remote.jwks()?.keys ?? []).filter(
+      (k: JWK) =>
+        k.kty === need.kty &&
+        (!need.crv || k.crv === need.crv) &&
+        (kid === undefined || k.kid === kid) &&
+        (k.alg === undefined || k.alg === alg) &&
+        (k.use === undefined || k.use === 'sig') &&
+        (k.key_ops === undefined || (Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) &&
+        (k.ext === undefined || typeof k.ext === 'boolean'),
+    );
+    return fit.length === 1 ? this.importKey(fit[0]!, need.minRsaBits) : null;
+  }
+
+  private importKey(jwk: JWK, minRsaBits?: number): KeyObject | null {
+    const id = JSON.stringify(jwk);
+    let key = this.imported.get(id);
+    if (key === undefined) {
+      try {
+        key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+      } catch {
+        key = null;
+      }
+      // What jose would refuse is left to jose (getKey), with its error.
+      if (key && (key.type !== 'public' || (minRsaBits && (key.asymmetricKeyDetails?.modulusLength ?? 0) < minRsaBits))) key = null;
+      if (this.imported.size >= IMPORTED_MAX) this.imported.clear();
+      this.imported.set(id, key);
+    }
+    return key;
   }
 
   /** The key resolver for jwtVerify. */

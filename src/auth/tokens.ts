@@ -60,6 +60,14 @@ export class Tokens {
 
   /** The token's verified claims; the same refusals as TokenVerifier.verify, and invalid_auth for a revoked token. */
   async verifyToken(token: string | undefined | null): Promise<VerifiedToken> {
+    return this.verifyTokenNow(token) ?? this.remember(token!, await this.verifier.verify(token));
+  }
+
+  /**
+   * verifyToken without waiting, where that is possible: a token verified before, or an HS256
+   * one. Null when only verifyToken can tell (the identity provider's keys are needed).
+   */
+  verifyTokenNow(token: string | undefined | null): VerifiedToken | null {
     if (!token) throw new WalcastError('not_authed');
     const now = Date.now();
     const hit = this.verified.get(token);
@@ -71,9 +79,13 @@ export class Tokens {
       if (hit.until > now) return this.notRevoked(hit);
       this.verified.delete(token);
     }
-    const v = await this.verifier.verify(token);
+    const v = this.verifier.verifyNow(token);
+    return v && this.remember(token, v);
+  }
+
+  private remember(token: string, v: VerifiedToken): VerifiedToken {
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
-    this.verified.set(token, { ...v, until: v.source === 'jwks' ? now + JWKS_CACHE_MS : Infinity });
+    this.verified.set(token, { ...v, until: v.source === 'jwks' ? Date.now() + JWKS_CACHE_MS : Infinity });
     return this.notRevoked(v);
   }
 

@@ -7,8 +7,13 @@
 // Every accepted token has `exp` (and `sub`, a valid user id), lives at most
 // WALCAST_TOKEN_MAX_LIFETIME_S, and carries WALCAST_JWT_ISSUER / WALCAST_JWT_AUDIENCE when those
 // are set.
-import { webcrypto } from 'node:crypto';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+//
+// Tokens are verified synchronously where no key needs fetching (verifyNow: HS256, and the key
+// set's cached keys): the gateway must upgrade a WebSocket inside uWS's upgrade handler, because
+// the uWS build we ship can close a socket upgraded later (docs/operations.md, "Upgrades without
+// waiting"). Signatures are checked with node:crypto, the claims by jose, as jwtVerify would.
+import { createHmac, timingSafeEqual, verify as verifySignature, webcrypto, type KeyObject } from 'node:crypto';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, UnsecuredJWT, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose';
 import { USER_ID } from '../chat/ids.js';
 import { WalcastError } from '../errors.js';
 import { JwksKeys } from './jwks.js';
@@ -39,10 +44,12 @@ const IDP_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 
 export class TokenVerifier {
   private readonly hmac: Promise<webcrypto.CryptoKey> | null;
+  private readonly secret: Buffer | null;
   readonly jwks: JwksKeys | null;
   private readonly base: JWTVerifyOptions;
 
   constructor(private readonly o: VerifierOptions) {
+    this.secret = o.secret ? Buffer.from(o.secret, 'utf8') : null;
     this.hmac = o.secret
       ? webcrypto.subtle.importKey('raw', new TextEncoder().encode(o.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
       : null;
@@ -66,33 +73,63 @@ export class TokenVerifier {
    * wrong with the token), unavailable (the key set could not be fetched: retry).
    */
   async verify(token: string | undefined | null): Promise<VerifiedToken> {
-    if (!token) throw new WalcastError('not_authed');
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch {
-      throw new WalcastError('invalid_auth', 'malformed token');
-    }
+    const now = this.verifyNow(token);
+    if (now) return now;
+    // Null: the identity provider's key must be fetched (jose's remote key set, with its cooldown).
     let payload: JWTPayload;
-    let source: VerifiedToken['source'];
     try {
-      if (alg === 'HS256') {
-        if (!this.hmac) throw new WalcastError('invalid_auth', 'HS256 tokens are not accepted here (no WALCAST_SECRET)');
-        source = 'secret';
-        ({ payload } = await jwtVerify(token, await this.hmac, { ...this.base, algorithms: ['HS256'] }));
-      } else if (typeof alg === 'string' && IDP_ALGORITHMS.includes(alg)) {
-        if (!this.jwks) throw new WalcastError('invalid_auth', `${alg} tokens are not accepted here (no WALCAST_JWKS_URL)`);
-        source = 'jwks';
-        ({ payload } = await jwtVerify(token, this.jwks.getKey, { ...this.base, algorithms: IDP_ALGORITHMS }));
-      } else {
-        throw new WalcastError('invalid_auth', 'unsupported token algorithm');
-      }
+      ({ payload } = await jwtVerify(token!, this.jwks!.getKey, { ...this.base, algorithms: IDP_ALGORITHMS }));
     } catch (e) {
-      if (e instanceof WalcastError) throw e;
-      if (e instanceof joseErrors.JWTExpired) throw new WalcastError('token_expired', 'token expired');
-      if (e instanceof joseErrors.JWTClaimValidationFailed) throw new WalcastError('invalid_auth', `invalid token: ${e.claim} ${e.reason}`);
-      throw new WalcastError('invalid_auth', 'invalid token');
+      throw refusal(e);
     }
+    return this.claims(payload, 'jwks');
+  }
+
+  /**
+   * verify() without waiting, where no key needs fetching: HS256 tokens, and the identity
+   * provider's tokens whose key is in the fresh cache. Null when a key must be fetched first
+   * (only verify() can tell); the same refusals as verify() otherwise.
+   */
+  verifyNow(token: string | undefined | null): VerifiedToken | null {
+    if (!token) throw new WalcastError('not_authed');
+    const header = headerOf(token);
+    const alg = header.alg;
+    if (alg === 'HS256') {
+      const secret = this.secret;
+      if (!secret) throw new WalcastError('invalid_auth', 'HS256 tokens are not accepted here (no WALCAST_SECRET)');
+      return this.signed(token, header, 'secret', (data, sig) => {
+        const expected = createHmac('sha256', secret).update(data).digest();
+        return sig.length === expected.length && timingSafeEqual(sig, expected);
+      });
+    }
+    if (typeof alg !== 'string' || !IDP_ALGORITHMS.includes(alg)) throw new WalcastError('invalid_auth', 'unsupported token algorithm');
+    if (!this.jwks) throw new WalcastError('invalid_auth', `${alg} tokens are not accepted here (no WALCAST_JWKS_URL)`);
+    const key = this.jwks.keyNow(alg, header.kid);
+    return key && this.signed(token, header, 'jwks', (data, sig) => signatureValid(alg, key, data, sig));
+  }
+
+  /** The claims of a token whose signature `check` accepts; the same refusals as verify(). */
+  private signed(token: string, header: ProtectedHeaderParameters, source: VerifiedToken['source'], check: (data: Buffer, sig: Buffer) => boolean): VerifiedToken {
+    // No extension is understood here, so none may be critical; b64 would change what is signed.
+    if (header.crit !== undefined || header.b64 !== undefined) throw new WalcastError('invalid_auth', 'invalid token');
+    const parts = token.split('.');
+    if (parts.length !== 3) throw new WalcastError('invalid_auth', 'invalid token');
+    const [h, p, s] = parts as [string, string, string];
+    const sig = Buffer.from(s, 'base64url');
+    if (sig.toString('base64url') !== s || !check(Buffer.from(`${h}.${p}`), sig)) throw new WalcastError('invalid_auth', 'invalid token');
+    let payload: JWTPayload;
+    try {
+      // The signature is verified: jose checks the claims (exp, nbf, iat, iss, aud) exactly as
+      // jwtVerify does, on the same payload behind an unsigned header built here, never taken from input.
+      ({ payload } = UnsecuredJWT.decode(`${UNSIGNED_HEADER}.${p}.`, this.base));
+    } catch (e) {
+      throw refusal(e);
+    }
+    return this.claims(payload, source);
+  }
+
+  /** walcast's own rules on top of jose's: a valid user id, an exact expiry, a bounded lifetime. */
+  private claims(payload: JWTPayload, source: VerifiedToken['source']): VerifiedToken {
     const { sub, exp, iat } = payload;
     if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new WalcastError('invalid_auth', 'invalid token: sub is not a valid user id');
     if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new WalcastError('invalid_auth', 'invalid token: no exp');
@@ -105,4 +142,33 @@ export class TokenVerifier {
     }
     return { sub, exp, ...(typeof iat === 'number' && Number.isFinite(iat) ? { iat } : {}), source };
   }
+}
+
+/** JWS signatures of the identity provider's algorithms (ES256's is r ‖ s, not DER). */
+function signatureValid(alg: string, key: KeyObject, data: Buffer, sig: Buffer): boolean {
+  try {
+    if (alg === 'RS256') return verifySignature('sha256', data, key, sig);
+    if (alg === 'ES256') return verifySignature('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+    return verifySignature(null, data, key, sig); // EdDSA
+  } catch {
+    return false;
+  }
+}
+
+const UNSIGNED_HEADER = Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url');
+
+function headerOf(token: string): ProtectedHeaderParameters {
+  try {
+    return decodeProtectedHeader(token);
+  } catch {
+    throw new WalcastError('invalid_auth', 'malformed token');
+  }
+}
+
+/** A jose error as walcast's refusal. */
+function refusal(e: unknown): WalcastError {
+  if (e instanceof WalcastError) return e;
+  if (e instanceof joseErrors.JWTExpired) return new WalcastError('token_expired', 'token expired');
+  if (e instanceof joseErrors.JWTClaimValidationFailed) return new WalcastError('invalid_auth', `invalid token: ${e.claim} ${e.reason}`);
+  return new WalcastError('invalid_auth', 'invalid token');
 }

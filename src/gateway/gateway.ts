@@ -64,7 +64,10 @@ export interface GatewayDeps {
   metrics: Metrics;
   /** For the membership checks at subscribe, batched per channel (one query for many users). */
   pool: Pool;
-  /** Called once an upgrade's token is verified (walcast records the users it has seen). */
+  /**
+   * Told once a socket's or stream's token is verified (walcast records the users it has seen).
+   * Never awaited: a socket does not wait for the database, and a failure is only logged.
+   */
   onAuthenticated?(user: string): Promise<void>;
   /** Shared with the API of the same process (failed authentications per address); built from config if absent. */
   edge?: Edge;
@@ -213,12 +216,25 @@ export class Gateway {
         };
         // No token: the socket opens unauthenticated and must send `auth` first, within 5 s.
         if (!token) return upgrade('', null);
+        const admit = (v: VerifiedToken) => {
+          const late = this.admitUser(v.sub);
+          if (late) return refuse(late);
+          upgrade(v.sub, v);
+        };
+        // Upgrade inside this handler whenever the token can be checked without waiting (almost
+        // always: Tokens.verifyTokenNow). The uWS build we ship can close a socket it upgrades
+        // later, right after the 101 (docs/operations.md, "Upgrades without waiting"): only a
+        // token whose key must be fetched takes that path.
+        let now: VerifiedToken | null;
+        try {
+          now = this.authorizeNow(token, address);
+        } catch (r) {
+          return refuse(r as Refused);
+        }
+        if (now) return admit(now);
         void this.authorize(token, address).then(
           (v) => {
-            if (reply.aborted) return;
-            const late = this.admitUser(v.sub);
-            if (late) return refuse(late);
-            upgrade(v.sub, v);
+            if (!reply.aborted) admit(v);
           },
           (r: Refused) => refuse(r),
         );
@@ -308,19 +324,36 @@ export class Gateway {
     try {
       v = await this.d.tokens.verifyToken(token);
     } catch (e) {
-      this.admission.giveBack();
-      if (isAuthFailure(e)) {
-        this.edge.failures.charge(address);
-        this.edge.abuse.note('bad_token', { address, code: (e as WalcastError).code });
-      }
-      throw new Refused('auth', e);
+      throw this.refusedToken(e, address);
     }
-    try {
-      await this.d.onAuthenticated?.(v.sub);
-    } catch (e) {
-      throw new Refused('unavailable', e);
-    }
+    this.seen(v.sub);
     return v;
+  }
+
+  /** authorize() without waiting, where the token allows it (Tokens.verifyTokenNow); null: call authorize(). Throws a Refused. */
+  private authorizeNow(token: string, address: string): VerifiedToken | null {
+    let v: VerifiedToken | null;
+    try {
+      v = this.d.tokens.verifyTokenNow(token);
+    } catch (e) {
+      throw this.refusedToken(e, address);
+    }
+    if (v) this.seen(v.sub);
+    return v;
+  }
+
+  private refusedToken(e: unknown, address: string): Refused {
+    this.admission.giveBack();
+    if (isAuthFailure(e)) {
+      this.edge.failures.charge(address);
+      this.edge.abuse.note('bad_token', { address, code: (e as WalcastError).code });
+    }
+    return new Refused('auth', e);
+  }
+
+  /** Records the user in the background (GatewayDeps.onAuthenticated). */
+  private seen(user: string): void {
+    this.d.onAuthenticated?.(user).catch((e: unknown) => this.d.log.warn('could not record a user as seen', { user, error: String(e) }));
   }
 
   /** Just before a verified user gets a socket or stream: refused while draining, or beyond the user's connections. */
@@ -488,21 +521,14 @@ export class Gateway {
       conn.queued = [];
     }
     void this.d.tokens.verifyToken(token).then(
-      async (v) => {
+      (v) => {
         if (conn.closed) return;
         if (!first && v.sub !== conn.user) {
           conn.send(serverFrame.error('invalid_auth', undefined, 'the token is for another user'));
           return conn.end(CLOSE.auth_failed, 'auth_failed');
         }
         if (first) {
-          try {
-            await this.d.onAuthenticated?.(v.sub);
-          } catch (e) {
-            const err = toErrorFrame(e, this.d.log);
-            conn.send(serverFrame.error(err.code, undefined, err.message));
-            return conn.end(CLOSE.auth_failed, 'auth_failed');
-          }
-          if (conn.closed) return;
+          this.seen(v.sub);
           const over = this.overUserLimit(v.sub);
           if (over) {
             this.edge.abuse.note('user_connection_limit', { user: v.sub });

@@ -174,6 +174,36 @@ t.test('verifier: exp required, lifetime capped, iss/aud, no algorithm confusion
   t.equal(await code(scoped.verify(minted)), 'ok', 'minted tokens carry iss/aud');
 });
 
+t.test('verifier: HS256 is answered without waiting, and only a signature in its one encoding, with no extension, verifies', async (t) => {
+  const v = new TokenVerifier({ secret: SECRET, maxLifetimeS: 3600 });
+  const good = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt().setExpirationTime(now() + 600).sign(key);
+  t.match(v.verifyNow(good), { sub: 'alice', source: 'secret' }, 'a value, not a promise');
+  const refused = (token: string) => {
+    try {
+      v.verifyNow(token);
+      return 'ok';
+    } catch (e) {
+      return (e as { code?: string }).code;
+    }
+  };
+  const [h, p, sig] = good.split('.') as [string, string, string];
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signed = (header: object) => {
+    const body = `${b64(header)}.${p}`;
+    return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+  };
+  t.equal(refused(signed({ alg: 'HS256' })), 'ok', 'the same claims, signed here, verify');
+  t.equal(refused(signed({ alg: 'HS256', crit: ['exp'] })), 'invalid_auth', 'a critical extension');
+  t.equal(refused(signed({ alg: 'HS256', b64: false, crit: ['b64'] })), 'invalid_auth', 'an unencoded payload');
+  t.equal(refused(`${h}.${p}.${sig}=`), 'invalid_auth', 'padding after the signature');
+  t.equal(refused(`${h}.${p}.${sig.slice(0, -1)}`), 'invalid_auth', 'a signature cut short');
+  t.equal(refused(`${h}.${p}`), 'invalid_auth', 'two parts');
+  t.equal(refused(''), 'not_authed');
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const rs = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('alice').setExpirationTime(now() + 60).sign(rsa.privateKey);
+  t.equal(refused(rs), 'invalid_auth', 'RS256 without a key set');
+});
+
 t.test('tokens: cache checks exp and revocations on every hit; sign refuses ttl 0 and beyond the maximum', async (t) => {
   const revocations = new Revocations();
   const tokens = new Tokens(SECRET, { maxLifetimeS: 600, revocations });
