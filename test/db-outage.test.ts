@@ -47,7 +47,8 @@ t.test('database down: clear 503s; database back: delivery resumes without loss'
   await ws.waitForSeq(channel.id, 10, 20_000);
   t.ok(contiguous(ws.seqs(channel.id), 1, 10), 'the subscriber saw 1..10 once each, in order');
   t.equal((await fetch(`${w.base}/readyz`)).status, 200, 'ready again');
-  // Recording the newcomer failed while the database was down: their next socket records them.
+  // Recording the newcomer could not succeed while the database was down: it is retried (the
+  // insert's own reconnect, or this next socket), and the row appears once the database is back.
   const again = await WsClient.connect(w.ws, await w.token('newcomer'));
   t.teardown(() => again.close());
   const pool = testPool(t, db.url, 1);

@@ -12,6 +12,7 @@ import { startWalcast, until } from './helpers/walcast.js';
 import { WsClient } from './helpers/clients.js';
 import { rawUpgrade } from './helpers/raw-ws.js';
 import { TokenVerifier } from '../src/auth/verifier.js';
+import { JwksKeys } from '../src/auth/jwks.js';
 import { clientFrame } from '../src/protocol.js';
 
 const ISS = 'https://idp.test';
@@ -91,13 +92,50 @@ t.test('keys already fetched verify without waiting, so the gateway upgrades ins
   for (const k of published) t.match(v.verifyNow(await idpToken(k, { sub: `now-${k.alg}` })), { sub: `now-${k.alg}`, source: 'jwks' }, `${k.alg}: a value, not a promise`);
   t.equal(v.verifyNow(await idpToken(newKey('unknown', 'ES256'))), null, 'an unknown kid needs a fetch');
   t.throws(() => v.verifyNow(`${first.slice(0, first.lastIndexOf('.'))}.AAAA`), { code: 'invalid_auth' }, 'a bad signature is refused at once');
-  // The gateway has fetched the set (the test above): a handshake that says `Connection: close`
-  // closes the socket right after its 101 if the upgrade waited (test/ws-upgrade.test.ts).
+  // Once the gateway has the set (this socket's upgrade waited for it), a handshake that says
+  // `Connection: close` is closed right after its 101 if its upgrade waited (test/ws-upgrade.test.ts).
+  await (await WsClient.connect(w.ws, await idpToken(published[1]!, { sub: 'idp-warm' }))).close();
   const ws = await rawUpgrade(`${w.ws}?token=${await idpToken(published[1]!, { sub: 'idp-upgrade' })}`, { Connection: 'close' });
   t.teardown(() => ws.close());
   t.match(ws.status, /^HTTP\/1\.1 101 /);
   ws.sendText(clientFrame.ping());
   t.match(JSON.parse(await ws.nextText()), { type: 'pong' }, 'the socket answers');
+});
+
+t.test('keyNow answers only for one plain public key that fits; anything else is left to jose', async (t) => {
+  let set: object[] = [];
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: set })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => server.close(r)));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/jwks`;
+  const jwk = (k: KeyObject, extra: object = {}) => ({ ...(k.export({ format: 'jwk' }) as object), ...extra });
+  const rsa = newKey('r', 'RS256');
+  const keyFor = async (keys: object[], alg: string, kid: string | undefined, o: { cacheMaxAgeMs?: number } = {}) => {
+    set = keys;
+    const jwks = new JwksKeys(url, { cooldownS: 0, ...o });
+    await Promise.resolve({ alg: 'RS256', kid: 'r' }).then((h) => jwks.getKey(h, undefined as never)).catch(() => undefined); // fills the cache
+    return jwks.keyNow(alg, kid);
+  };
+  t.ok(await keyFor([jwk(rsa.publicKey, { kid: 'r', alg: 'RS256', use: 'sig' })], 'RS256', 'r'), 'a plain RSA key');
+  t.ok(await keyFor([jwk(rsa.publicKey, { kid: 'r', key_ops: ['verify'] })], 'RS256', 'r'), 'key_ops: verify');
+  const none: Array<[string, object[], string, string | undefined]> = [
+    ['use: enc', [jwk(rsa.publicKey, { kid: 'r', use: 'enc' })], 'RS256', 'r'],
+    ['another alg stated', [jwk(rsa.publicKey, { kid: 'r', alg: 'RS512' })], 'RS256', 'r'],
+    ['key_ops beyond verify', [jwk(rsa.publicKey, { kid: 'r', key_ops: ['sign', 'verify'] })], 'RS256', 'r'],
+    ['a private key', [jwk(rsa.privateKey, { kid: 'r' })], 'RS256', 'r'],
+    ['two keys, no kid in the token', [jwk(rsa.publicKey, { kid: 'r' }), jwk(newKey('s', 'RS256').publicKey, { kid: 's' })], 'RS256', undefined],
+    ['RSA under 2048 bits', [jwk(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey, { kid: 'r' })], 'RS256', 'r'],
+    ['ES256 on P-384', [jwk(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey, { kid: 'e' })], 'ES256', 'e'],
+    ['EdDSA on Ed448', [jwk(generateKeyPairSync('ed448').publicKey, { kid: 'd' })], 'EdDSA', 'd'],
+    ['an unknown kid', [jwk(rsa.publicKey, { kid: 'r' })], 'RS256', 'other'],
+  ];
+  for (const [what, keys, alg, kid] of none) t.equal(await keyFor(keys, alg, kid), null, what);
+  set = [jwk(rsa.publicKey, { kid: 'r' })];
+  const stale = new JwksKeys(url, { cooldownS: 0, cacheMaxAgeMs: 1 });
+  await stale.getKey({ alg: 'RS256', kid: 'r' }, undefined as never);
+  const fetched = Date.now();
+  while (Date.now() - fetched < 5) await new Promise((r) => setTimeout(r, 5));
+  t.equal(stale.keyNow('RS256', 'r'), null, 'a cache older than its maximum age');
 });
 
 t.test('algorithm confusion: HS256 keyed with the published RSA public key is refused', async (t) => {

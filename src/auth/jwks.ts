@@ -37,6 +37,8 @@ const KEY_FOR: Record<string, { kty: string; crv?: string; minRsaBits?: number }
   ES256: { kty: 'EC', crv: 'P-256' },
   EdDSA: { kty: 'OKP', crv: 'Ed25519' },
 };
+/** JWK members of private keys: createPublicKey would derive a public key from them, jose refuses the set. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'priv'];
 /** Imported keys kept; the map is emptied when full (key sets are small, rotations rare). */
 const IMPORTED_MAX = 64;
 
@@ -59,9 +61,10 @@ export class JwksKeys {
 
   /**
    * The key for a token's `alg` and `kid` from the cached key set, without fetching. Null when
-   * only getKey can tell: nothing cached, the cache is stale, or not exactly one key fits (jose's
-   * rules: key type and curve for the algorithm, the `kid`, and `alg`, `use`, `key_ops`, `ext`
-   * when the key states them).
+   * only getKey can tell: nothing cached, the cache is stale, not exactly one key fits (jose's
+   * rules, isUsableJWK: key type and curve for the algorithm, the `kid`, and `alg`, `use`,
+   * `key_ops`, `ext` when the key states them), or the one that fits is anything but a plain
+   * public verification key (jose then refuses it, with its own error).
    */
   keyNow(alg: string, kid: unknown): KeyObject | null {
     const need = KEY_FOR[alg];
@@ -76,7 +79,10 @@ export class JwksKeys {
         (k.key_ops === undefined || (Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) &&
         (k.ext === undefined || typeof k.ext === 'boolean'),
     );
-    return fit.length === 1 ? this.importKey(fit[0]!, need.minRsaBits) : null;
+    if (fit.length !== 1) return null;
+    const jwk = fit[0]!;
+    const plain = (jwk.key_ops === undefined || (jwk.key_ops.length === 1 && jwk.key_ops[0] === 'verify')) && !PRIVATE_MEMBERS.some((m) => m in jwk);
+    return plain ? this.importKey(jwk, need.minRsaBits) : null;
   }
 
   private importKey(jwk: JWK, minRsaBits?: number): KeyObject | null {
@@ -88,8 +94,7 @@ export class JwksKeys {
       } catch {
         key = null;
       }
-      // What jose would refuse is left to jose (getKey), with its error.
-      if (key && (key.type !== 'public' || (minRsaBits && (key.asymmetricKeyDetails?.modulusLength ?? 0) < minRsaBits))) key = null;
+      if (key && minRsaBits && (key.asymmetricKeyDetails?.modulusLength ?? 0) < minRsaBits) key = null;
       if (this.imported.size >= IMPORTED_MAX) this.imported.clear();
       this.imported.set(id, key);
     }

@@ -93,35 +93,38 @@ export class TokenVerifier {
   verifyNow(token: string | undefined | null): VerifiedToken | null {
     if (!token) throw new WalcastError('not_authed');
     const header = headerOf(token);
-    const alg = header.alg;
-    if (alg === 'HS256') {
-      const secret = this.secret;
-      if (!secret) throw new WalcastError('invalid_auth', 'HS256 tokens are not accepted here (no WALCAST_SECRET)');
-      return this.signed(token, header, 'secret', (data, sig) => {
-        const expected = createHmac('sha256', secret).update(data).digest();
-        return sig.length === expected.length && timingSafeEqual(sig, expected);
-      });
-    }
-    if (typeof alg !== 'string' || !IDP_ALGORITHMS.includes(alg)) throw new WalcastError('invalid_auth', 'unsupported token algorithm');
-    if (!this.jwks) throw new WalcastError('invalid_auth', `${alg} tokens are not accepted here (no WALCAST_JWKS_URL)`);
-    const key = this.jwks.keyNow(alg, header.kid);
-    return key && this.signed(token, header, 'jwks', (data, sig) => signatureValid(alg, key, data, sig));
-  }
-
-  /** The claims of a token whose signature `check` accepts; the same refusals as verify(). */
-  private signed(token: string, header: ProtectedHeaderParameters, source: VerifiedToken['source'], check: (data: Buffer, sig: Buffer) => boolean): VerifiedToken {
-    // No extension is understood here, so none may be critical; b64 would change what is signed.
+    // Checked before any key is looked at, so that both paths (here and jwtVerify's) refuse the
+    // same tokens: no extension is understood, so none may be critical; b64 would change what is
+    // signed; a signature has one spelling.
     if (header.crit !== undefined || header.b64 !== undefined) throw new WalcastError('invalid_auth', 'invalid token');
     const parts = token.split('.');
     if (parts.length !== 3) throw new WalcastError('invalid_auth', 'invalid token');
     const [h, p, s] = parts as [string, string, string];
     const sig = Buffer.from(s, 'base64url');
-    if (sig.toString('base64url') !== s || !check(Buffer.from(`${h}.${p}`), sig)) throw new WalcastError('invalid_auth', 'invalid token');
+    if (sig.toString('base64url') !== s) throw new WalcastError('invalid_auth', 'invalid token');
+    const signed = `${h}.${p}`;
+    const alg = header.alg;
+    if (alg === 'HS256') {
+      if (!this.secret) throw new WalcastError('invalid_auth', 'HS256 tokens are not accepted here (no WALCAST_SECRET)');
+      const expected = createHmac('sha256', this.secret).update(signed).digest();
+      if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) throw new WalcastError('invalid_auth', 'invalid token');
+      return this.claimsOf(p, 'secret');
+    }
+    if (typeof alg !== 'string' || !IDP_ALGORITHMS.includes(alg)) throw new WalcastError('invalid_auth', 'unsupported token algorithm');
+    if (!this.jwks) throw new WalcastError('invalid_auth', `${alg} tokens are not accepted here (no WALCAST_JWKS_URL)`);
+    const key = this.jwks.keyNow(alg, header.kid);
+    if (!key) return null;
+    if (!signatureValid(alg, key, Buffer.from(signed), sig)) throw new WalcastError('invalid_auth', 'invalid token');
+    return this.claimsOf(p, 'jwks');
+  }
+
+  /** The claims of a token whose signature is verified (its payload part, base64url). */
+  private claimsOf(payloadPart: string, source: VerifiedToken['source']): VerifiedToken {
     let payload: JWTPayload;
     try {
-      // The signature is verified: jose checks the claims (exp, nbf, iat, iss, aud) exactly as
-      // jwtVerify does, on the same payload behind an unsigned header built here, never taken from input.
-      ({ payload } = UnsecuredJWT.decode(`${UNSIGNED_HEADER}.${p}.`, this.base));
+      // jose checks the claims (exp, nbf, iat, iss, aud) exactly as jwtVerify does, on the same
+      // payload behind an unsigned header built here, never taken from input.
+      ({ payload } = UnsecuredJWT.decode(`${UNSIGNED_HEADER}.${payloadPart}.`, this.base));
     } catch (e) {
       throw refusal(e);
     }

@@ -81,6 +81,8 @@ export class Gateway {
   private readonly conns = new Set<Peer>();
   private readonly streams = new Set<SseStream>();
   private readonly topics = new SseTopics();
+  private seenFailures = 0;
+  private seenWarnedAt = 0;
   private sseHeartbeat: NodeJS.Timeout | null = null;
   private nextId = 1;
   private app: TemplatedApp | null = null;
@@ -351,9 +353,18 @@ export class Gateway {
     return new Refused('auth', e);
   }
 
-  /** Records the user in the background (GatewayDeps.onAuthenticated). */
+  /** Records the user in the background (GatewayDeps.onAuthenticated); failures are logged at most every 10 s, with a count. */
   private seen(user: string): void {
-    this.d.onAuthenticated?.(user).catch((e: unknown) => this.d.log.warn('could not record a user as seen', { user, error: String(e) }));
+    if (!this.d.onAuthenticated) return;
+    Promise.resolve(user)
+      .then((u) => this.d.onAuthenticated!(u))
+      .catch((e: unknown) => {
+        this.seenFailures++;
+        if (Date.now() - this.seenWarnedAt < 10_000) return;
+        this.seenWarnedAt = Date.now();
+        this.d.log.warn('could not record users as seen; each is tried again at their next connection', { failures: this.seenFailures, user, error: String(e) });
+        this.seenFailures = 0;
+      });
   }
 
   /** Just before a verified user gets a socket or stream: refused while draining, or beyond the user's connections. */

@@ -1,5 +1,6 @@
 // A WebSocket client on a bare TCP socket, for handshakes the `ws` library will not send (it
-// writes its own Connection and Upgrade headers). Text frames only, payloads under 64 KiB.
+// writes its own Connection and Upgrade headers). Text frames only, payloads under 64 KiB each
+// way; frames are read only after a 101.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -7,23 +8,19 @@ export interface RawSocket {
   /** The status line of the handshake's answer, e.g. `HTTP/1.1 101 Switching Protocols`. */
   status: string;
   sendText(text: string): void;
-  /** The next text frame; rejects if the connection ends first, saying how. */
-  nextText(): Promise<string>;
+  /** The next text frame; rejects if the connection ends first, saying how, or after `ms`. */
+  nextText(ms?: number): Promise<string>;
   close(): void;
 }
 
-/** Sends a handshake to `url` with the given extra headers (they win over the defaults). */
+/** Sends a handshake to `url` (ws://host:port/...) with the given headers replacing the defaults of the same name. */
 export function rawUpgrade(url: string, headers: Record<string, string> = {}): Promise<RawSocket> {
   const u = new URL(url);
-  const all: Record<string, string> = {
-    Host: u.host,
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-    'Sec-WebSocket-Version': '13',
-    ...headers,
-  };
-  const request = `GET ${u.pathname}${u.search} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  if (!u.port) throw new Error('rawUpgrade needs a URL with a port');
+  const all = new Map<string, [string, string]>();
+  const defaults = { Host: u.host, Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), 'Sec-WebSocket-Version': '13' };
+  for (const [k, v] of [...Object.entries(defaults), ...Object.entries(headers)]) all.set(k.toLowerCase(), [k, v]);
+  const request = `GET ${u.pathname}${u.search} HTTP/1.1\r\n${[...all.values()].map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(u.port), u.hostname, () => socket.write(request));
     let buf = Buffer.alloc(0);
@@ -36,6 +33,11 @@ export function rawUpgrade(url: string, headers: Record<string, string> = {}): P
         if (buf.length < 2) return;
         let len = buf[1]! & 0x7f;
         let at = 2;
+        if (len === 127) {
+          ended = 'a frame of 64 KiB or more, which this client does not read';
+          buf = Buffer.alloc(0);
+          return;
+        }
         if (len === 126) {
           if (buf.length < 4) return;
           len = buf.readUInt16BE(2);
@@ -62,6 +64,7 @@ export function rawUpgrade(url: string, headers: Record<string, string> = {}): P
         buf = buf.subarray(end + 4);
         resolve(raw);
       }
+      if (!status.includes(' 101 ')) return;
       pump();
       settle();
     });
@@ -84,9 +87,14 @@ export function rawUpgrade(url: string, headers: Record<string, string> = {}): P
         const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
         socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
       },
-      nextText() {
+      nextText(ms = 15_000) {
         return new Promise((res, rej) => {
-          waiting.push({ resolve: res, reject: rej });
+          const timer = setTimeout(() => rej(new Error(`no text frame within ${ms} ms`)), ms);
+          const done = <T>(f: (v: T) => void) => (v: T) => {
+            clearTimeout(timer);
+            f(v);
+          };
+          waiting.push({ resolve: done(res), reject: done(rej) });
           settle();
         });
       },
