@@ -201,7 +201,17 @@ t.test('edits, deletes, reactions, replies, typing and presence cross between wi
   await reactionIs(carol, carolFirst, '👍 1');
   await carol.click(`${item(carolFirst)} .actions button[data-name="👍"]`);
   await reactionIs(dave, carolFirst, '👍 2');
-  t.equal(await carol.getAttribute(`${item(carolFirst)} .reactions button`, 'aria-pressed'), 'true', 'carol\'s own reaction is marked');
+  // Carol's window learns it is hers from her API call's answer or her own socket, either of
+  // which can come after dave's socket: wait for it there too.
+  await carol.waitForFunction(
+    (sel) => {
+      const chip = document.querySelector(`${sel} .reactions button`);
+      return chip?.textContent === '👍 2' && chip.getAttribute('aria-pressed') === 'true';
+    },
+    item(carolFirst),
+    { timeout: WAIT_MS },
+  );
+  t.pass('carol\'s own reaction is marked');
   await carol.click(`${item(carolFirst)} .reactions button`); // toggles hers off
   await reactionIs(dave, carolFirst, '👍 1');
   t.pass('reactions add up across windows and come off again');
