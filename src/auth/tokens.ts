@@ -60,27 +60,34 @@ export class Tokens {
 
   /** The token's verified claims; the same refusals as TokenVerifier.verify, and invalid_auth for a revoked token. */
   async verifyToken(token: string | undefined | null): Promise<VerifiedToken> {
-    return this.verifyTokenNow(token) ?? this.remember(token!, await this.verifier.verify(token));
+    // verifier.verify() tries verifyNow() itself: calling verifyTokenNow() first would do it twice.
+    return this.cached(token) ?? this.remember(token!, await this.verifier.verify(token));
   }
 
   /**
-   * verifyToken without waiting, where that is possible: a token verified before, or an HS256
-   * one. Null when only verifyToken can tell (the identity provider's keys are needed).
+   * verifyToken without waiting, where that is possible: a token verified before, or one whose
+   * key is at hand (TokenVerifier.verifyNow). Null when only verifyToken can tell.
    */
   verifyTokenNow(token: string | undefined | null): VerifiedToken | null {
+    const hit = this.cached(token);
+    if (hit) return hit;
+    const v = this.verifier.verifyNow(token);
+    return v && this.remember(token!, v);
+  }
+
+  /** A cached verification still valid (exp and revocations checked), or null. */
+  private cached(token: string | undefined | null): VerifiedToken | null {
     if (!token) throw new WalcastError('not_authed');
     const now = Date.now();
     const hit = this.verified.get(token);
-    if (hit) {
-      if (hit.exp * 1000 <= now) {
-        this.verified.delete(token);
-        throw new WalcastError('token_expired', 'token expired');
-      }
-      if (hit.until > now) return this.notRevoked(hit);
+    if (!hit) return null;
+    if (hit.exp * 1000 <= now) {
       this.verified.delete(token);
+      throw new WalcastError('token_expired', 'token expired');
     }
-    const v = this.verifier.verifyNow(token);
-    return v && this.remember(token, v);
+    if (hit.until > now) return this.notRevoked(hit);
+    this.verified.delete(token);
+    return null;
   }
 
   private remember(token: string, v: VerifiedToken): VerifiedToken {
