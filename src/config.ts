@@ -168,7 +168,7 @@ export const CONFIG = {
   },
   write: {
     concurrency: setting('WALCAST_WRITE_CONCURRENCY', 'api', int(1, 256).default(2),
-      'Group commit: transactions storing posts in flight at once per API process (each holds a database connection while it runs). Fewer lanes make bigger batches, which cost PostgreSQL less per post; more help when WAL flushes are slow and posts are spread over many channels.'),
+      'Group commit: transactions storing posts in flight at once per API process (each lane keeps a database connection of its own). Fewer lanes make bigger batches, which cost PostgreSQL less per post; more help when WAL flushes are slow and posts are spread over many channels.'),
     batchMax: setting('WALCAST_WRITE_BATCH_MAX', 'api', int(1, 10_000).default(500),
       'Group commit: posts stored in one transaction at most. Posts that arrive while transactions are committing wait and go together in the next; a lone post goes at once.'),
   },
@@ -183,7 +183,7 @@ export const CONFIG = {
     channelBurst: setting('WALCAST_POST_BURST_CHANNEL', 'api', int(1, 10_000_000).default(4000), 'Per-channel bucket size.'),
   },
   pgPoolMax: setting('WALCAST_PG_POOL_MAX', 'process', int(0, 1000).default(0),
-    'Database connections per process; 0: sized for the roles it runs (the write lanes plus 8 for the API, the gateway\'s read concurrency plus 2, 2 for the relay).'),
+    'Database connections per process; 0: sized for the roles it runs (the write lanes plus 8 for the API, the gateway\'s read concurrency plus 2, 2 for the relay). With the API role it must be larger than `WALCAST_WRITE_CONCURRENCY`: under load each write lane keeps a connection.'),
   tokenTtlS: setting('WALCAST_TOKEN_TTL_S', 'process', int(1, 366 * 86400).default(86400),
     'Lifetime of tokens from `walcast token` and the demo token (capped at `WALCAST_TOKEN_MAX_LIFETIME_S`).'),
   shutdownTimeoutMs: setting('WALCAST_SHUTDOWN_TIMEOUT_MS', 'process', int(0, 600_000).default(10_000),

@@ -135,3 +135,11 @@ t.test('walcast token: --ttl 0 refused, beyond the maximum capped', async (t) =>
   const claims = JSON.parse(Buffer.from(long.stdout.trim().split('.')[1]!, 'base64url').toString());
   t.equal(claims.exp - claims.iat, 600, 'capped at WALCAST_TOKEN_MAX_LIFETIME_S');
 });
+
+t.test('an API whose pool cannot hold its write lanes and one more connection is refused at start', async (t) => {
+  // Nothing listens on port 1: the process must stop on the configuration, before any connection.
+  const env = { DATABASE_URL: 'postgres://walcast@127.0.0.1:1/walcast', WALCAST_SECRET: 'a-secret-of-sufficient-length', WALCAST_PG_POOL_MAX: '2', WALCAST_WRITE_CONCURRENCY: '2' };
+  const api = await cli(['api'], env);
+  t.equal(api.code, 2, 'a configuration error');
+  t.match(api.stderr, /WALCAST_PG_POOL_MAX \(2\) must be larger than WALCAST_WRITE_CONCURRENCY \(2\)/);
+});

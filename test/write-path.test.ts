@@ -3,9 +3,11 @@
 // one row per client_msg_id, every failure with its own code, nothing taking a seq it should not,
 // and a batch of thousands of rows reaching subscribers in order through the relay.
 import t from 'tap';
+import pg from 'pg';
 import { Channels } from '../src/chat/channels.js';
 import { MessageWriter, type PostResult } from '../src/chat/writer.js';
 import { WalcastError } from '../src/errors.js';
+import { MESSAGE_COLUMNS, toMessage } from '../src/chat/model.js';
 import { startTopology } from '../harness/topology.js';
 import { Tokens } from '../src/auth/tokens.js';
 import { startTestDatabase, testPool } from './helpers/postgres.js';
@@ -30,8 +32,10 @@ const outcome = (p: Promise<PostResult>) =>
 
 t.test('one batch, every kind of post: each gets its own outcome, seqs stay gapless', async (t) => {
   const writer = new MessageWriter(pool, { lanes: 1, batchMax: 1000 });
+  t.teardown(() => writer.close());
   const batches: number[] = [];
   const observed = new MessageWriter(pool, { lanes: 1, batchMax: 1000, observer: { batch: (n) => batches.push(n), queued: () => {} } });
+  t.teardown(() => observed.close());
   const a = await channels.create('alice', 'batch-a', false);
   const b = await channels.create('alice', 'batch-b', false);
   await channels.invite(b.id, 'alice', ['bob']);
@@ -69,9 +73,32 @@ t.test('one batch, every kind of post: each gets its own outcome, seqs stay gapl
   t.same(rows.map((r) => Number(r.last_seq)), [a.id, b.id].sort().map((id) => (id === a.id ? 4 : 3)), 'last_seq matches the log');
 });
 
+t.test('a stored post is answered with exactly the message the database holds', async (t) => {
+  // The writer builds a stored post's message from its input and the seq and created_at the
+  // database chose (walcast_post_batch2 returns no more): it must match the row, field for field
+  // and in the same key order, as history and the relay will serve it.
+  const writer = new MessageWriter(pool, { lanes: 1, batchMax: 100 });
+  t.teardown(() => writer.close());
+  const c = await channels.create('alice', 'answers', false);
+  const first = await writer.post({ channel: c.id, user: 'alice', text: 'parent', clientMsgId: 'k-parent' });
+  const results = await Promise.all([
+    writer.post({ channel: c.id, user: 'alice', text: 'plain', clientMsgId: null }),
+    writer.post({ channel: c.id, user: 'alice', text: 'e\u0301 \u{1F44D}\u{1F3FD} \u05E9\u05DC\u05D5\u05DD \t"quoted"\\', clientMsgId: 'k-\u{1F600}' }),
+    writer.post({ channel: c.id, user: 'alice', text: 'a reply', clientMsgId: null, replyTo: first.message.seq }),
+    writer.post({ channel: c.id, user: 'alice', text: 'x'.repeat(4000), clientMsgId: 'k-long' }),
+    writer.post({ channel: c.id, user: 'alice', text: 'retry', clientMsgId: 'k-parent' }),
+  ]);
+  t.same(results.map((r) => r.created), [true, true, true, true, false]);
+  for (const r of [first, ...results]) {
+    const { rows } = await pool.query(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = $1`, [r.message.id]);
+    t.equal(JSON.stringify(r.message), JSON.stringify(toMessage(rows[0])), `seq ${r.message.seq}: the answer is the stored row`);
+  }
+});
+
 t.test('a post that breaks its transaction fails alone; its batch-mates are stored', async (t) => {
   const batches: number[] = [];
   const writer = new MessageWriter(pool, { lanes: 1, batchMax: 100, observer: { batch: (n) => batches.push(n), queued: () => {} } });
+  t.teardown(() => writer.close());
   const c = await channels.create('alice', 'poison', false);
   // A text PostgreSQL refuses (NUL): the API's schema never lets one through, so this stands for
   // any unexpected failure of one row.
@@ -97,6 +124,7 @@ t.test('a second lane opens at once for a lone post, and for a backlog only as l
     observer: { batch: (n) => batches.push(n), queued: () => {} },
     hooks: { beforeCommit: async () => void (held++ === 0 && (await gate)) },
   });
+  t.teardown(() => writer.close());
   const [a, b, c] = await Promise.all(['lanes-a', 'lanes-b', 'lanes-c'].map((n) => channels.create('alice', n, false)));
   const post = (ch: string, text: string) => writer.post({ channel: ch, user: 'alice', text, clientMsgId: null });
   // Three posts in one run: one batch, held.
@@ -123,6 +151,7 @@ t.test('a second lane opens at once for a lone post, and for a backlog only as l
   const gate2 = new Promise<void>((r) => (release2 = r));
   held = 0;
   const w2 = new MessageWriter(pool, { lanes: 2, batchMax: 100, hooks: { beforeCommit: async () => void (held++ === 0 && (await gate2)) } });
+  t.teardown(() => w2.close());
   const lone = w2.post({ channel: a!.id, user: 'alice', text: 'lone', clientMsgId: null });
   await until(async () => held === 1, 'the lone post is in its transaction at once');
   await w2.post({ channel: b!.id, user: 'alice', text: 'second', clientMsgId: null });
@@ -130,6 +159,60 @@ t.test('a second lane opens at once for a lone post, and for a backlog only as l
   release2();
   await lone;
   t.same(await seqsOf(b!.id), [1, 2, 3]);
+});
+
+/** Two lanes; the first batch waits inside its transaction (the bench hook) until `release()`. */
+function gatedWriter(lanePool: pg.Pool) {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let held = 0;
+  const writer = new MessageWriter(lanePool, { lanes: 2, batchMax: 100, hooks: { beforeCommit: async () => void (held++ === 0 && (await gate)) } });
+  return { writer, release, held: () => held };
+}
+
+t.test("a lane's kept connection that dies meanwhile is never handed a batch", async (t) => {
+  // Lane 1 holds a batch open; lane 2 stores a lone post and keeps its connection (the writer is
+  // not idle). That connection's backend is terminated; the next post must get another one.
+  const lanePool = testPool(t, db.url, 4);
+  const { writer, release, held } = gatedWriter(lanePool);
+  t.teardown(() => writer.close());
+  const [a, b] = await Promise.all(['kept-a', 'kept-b'].map((n) => channels.create('alice', n, false)));
+  const first = writer.post({ channel: a!.id, user: 'alice', text: 'held open', clientMsgId: null });
+  await until(async () => held() === 1, 'the first batch is inside its transaction');
+  await writer.post({ channel: b!.id, user: 'alice', text: 'lone', clientMsgId: null });
+  const admin = new pg.Client(db.url);
+  await admin.connect();
+  t.teardown(() => admin.end());
+  const { rows } = await admin.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE state = 'idle' AND pid <> pg_backend_pid() AND datname = current_database() AND application_name = ''`,
+  );
+  t.ok(rows.length >= 1, 'the kept connection is idle');
+  await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid', [rows.map((r) => r.pid)]);
+  await until(async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)', [rows.map((r) => r.pid)])).rowCount === 0, 'the backends are gone');
+  // Let the client see the end of its connection (a poll phase of the event loop).
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  const next = await writer.post({ channel: b!.id, user: 'alice', text: 'after', clientMsgId: null });
+  t.equal(next.message.seq, 2, 'stored on a live connection');
+  release();
+  t.equal((await first).message.seq, 1);
+});
+
+t.test('close() during a batch: new posts are refused, the batch in flight is answered, no connection is kept', async (t) => {
+  const lanePool = testPool(t, db.url, 4);
+  const { writer, release, held } = gatedWriter(lanePool);
+  const c = await channels.create('alice', 'closing', false);
+  const first = writer.post({ channel: c.id, user: 'alice', text: 'in flight', clientMsgId: null });
+  const queued = writer.post({ channel: c.id, user: 'alice', text: 'queued behind it', clientMsgId: null });
+  await until(async () => held() === 1, 'the first batch is inside its transaction');
+  let closed = false;
+  const closing = writer.close().then(() => (closed = true));
+  await t.rejects(writer.post({ channel: c.id, user: 'alice', text: 'too late', clientMsgId: null }), { code: 'unavailable' });
+  t.notOk(closed, 'close() waits for the batch in flight');
+  release();
+  t.equal((await first).message.seq, 1);
+  t.equal((await queued).message.seq, 2, 'the queue is finished too');
+  await closing;
+  t.equal(lanePool.totalCount - lanePool.idleCount, 0, 'every connection is back in the pool');
 });
 
 t.test('64 concurrent posters over 8 channels, good and bad posts mixed, through the API', async (t) => {
@@ -198,6 +281,7 @@ t.test('a 2000-row transaction goes through the relay and reaches subscribers in
   for (const ch of chans) await ws.subscribe(ch);
   // Straight to a writer with a batch of 2000: one transaction, 500 rows per channel.
   const writer = new MessageWriter(pool, { lanes: 1, batchMax: 2000, observer: { batch: (n) => t.equal(n, 2000, 'one transaction'), queued: () => {} } });
+  t.teardown(() => writer.close());
   const posts = Array.from({ length: 2000 }, (_, i) => writer.post({ channel: chans[i % 4]!, user: 'alice', text: `big ${i}`, clientMsgId: null }));
   await Promise.all(posts);
   for (const ch of chans) await ws.waitForSeq(ch, 500, 60_000);

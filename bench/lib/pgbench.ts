@@ -61,11 +61,11 @@ export const rawInsertScript = (channels: number, textBytes: number) =>
   `SELECT 'raw-' || :ch, n.s, gen_random_uuid(), 'bench', '${'x'.repeat(textBytes)}', NULL, n.s FROM (SELECT nextval('raw_seq') AS s) n;\n`;
 
 /**
- * walcast's write without its API: one call of walcast_post_batch (as src/chat/writer.ts makes
+ * walcast's write without its API: one call of walcast_post_batch2 (as src/chat/writer.ts makes
  * it) storing `k` posts of `user` on the client's channel (client i on channels[i % n]).
  */
 export const postBatchScript = (channels: string[], user: string, k: number, textBytes: number) =>
-  `SELECT count(*) FROM walcast_post_batch(` +
+  `SELECT count(*) FROM walcast_post_batch2(` +
   `array_fill((ARRAY[${channels.map((c) => `'${c}'`).join(',')}])[1 + :client_id % ${channels.length}], ARRAY[${k}]), ` +
   `array_fill('${user}'::text, ARRAY[${k}]), array_fill('${'x'.repeat(textBytes)}'::text, ARRAY[${k}]), ` +
   `array_fill(NULL::text, ARRAY[${k}]), ARRAY(SELECT gen_random_uuid() FROM generate_series(1, ${k})), array_fill(NULL::bigint, ARRAY[${k}]));\n`;

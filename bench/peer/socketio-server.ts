@@ -47,7 +47,7 @@ const stop = () => {
   void io.close();
   pub.disconnect();
   sub.disconnect();
-  void pool.end().finally(() => process.exit(0));
+  void messages.close().then(() => pool.end()).finally(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -31,6 +31,10 @@ export function tokenOptions(config: Config): TokenOptions {
 }
 
 export async function serve(config: Config, log: Logger, roles: Role[], standalone: boolean): Promise<number> {
+  // Under load every write lane keeps a connection: the API's other queries need at least one more.
+  if (roles.includes('api') && config.pgPoolMax > 0 && config.pgPoolMax <= config.write.concurrency) {
+    throw new ConfigError(`WALCAST_PG_POOL_MAX (${config.pgPoolMax}) must be larger than WALCAST_WRITE_CONCURRENCY (${config.write.concurrency}): each write lane keeps a connection while posts are waiting`);
+  }
   if (!standalone && !config.redisUrl && !config.redisClusterNodes && (roles.includes('relay') || roles.includes('gateway'))) {
     log.warn('neither REDIS_URL nor REDIS_CLUSTER_NODES is set: the in-process bus only connects roles inside this process, so this one will not reach the others');
   }

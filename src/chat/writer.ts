@@ -15,7 +15,7 @@
 //    copies of one client_msg_id in the queue become one row, both callers get it.
 //  - an unexpected failure of a batch is retried post by post, so only the post that causes it
 //    fails.
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { WalcastError, isUnavailable } from '../errors.js';
 import { newMessageId } from './ids.js';
 import { MESSAGE_COLUMNS, toMessage, type Message, type MessageRow } from './model.js';
@@ -23,6 +23,7 @@ import { MESSAGE_COLUMNS, toMessage, type Message, type MessageRow } from './mod
 export interface PostInput {
   channel: string;
   user: string;
+  /** Text PostgreSQL stores as it is: no NUL, no unpaired surrogates (the API's schema refuses both). A stored post's answer is built from it. */
   text: string;
   clientMsgId: string | null;
   /** The seq of the message this one replies to. */
@@ -74,12 +75,23 @@ interface Pending {
   alone: boolean;
 }
 
-// One call per batch (drizzle/0003_post_batch.sql): it locks the batch's channel rows in id order,
-// then judges and stores every post with a snapshot taken after the locks.
-const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::bigint[])`;
+// One call per batch (drizzle/0003_post_batch.sql, 0007_post_batch_lean.sql): it locks the batch's
+// channel rows in id order, then judges and stores every post with a snapshot taken after the
+// locks. A stored post comes back as its id, seq and created_at (the rest is the input); a retry
+// as the whole message stored the first time.
+/** Prepared once per connection; the name changes with the call (a migration that changes it renames it). */
+const BATCH_STATEMENT = 'walcast_post_batch2_v1';
+const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch2($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::bigint[])`;
 
 /** A stored post is known by the id chosen for it (`ord` is null); the other outcomes by `ord`. */
-type BatchRow = MessageRow & { ord: number | null; outcome: 'stored' | 'retry' | 'not_member' | 'no_channel' | 'no_parent' };
+type StoredRow = { ord: null; outcome: 'stored'; id: string; seq: number | string; created_at: Date | string };
+type BatchRow =
+  | StoredRow
+  | (MessageRow & { ord: number; outcome: 'retry' })
+  | { ord: number; outcome: 'not_member' | 'no_channel' | 'no_parent' };
+
+/** Errors of a connection whose prepared batch statement no longer fits (the function changed, or a pooler dropped it). */
+const STALE_STATEMENT = new Set(['0A000', '26000']);
 
 export class MessageWriter {
   /** Waiting posts per channel, in arrival order. */
@@ -93,6 +105,12 @@ export class MessageWriter {
   private readonly inFlight: number[] = [];
   private pumping = false;
   private closed = false;
+  /**
+   * Connections kept by lanes between batches: the next batch is sent at once, without a trip
+   * through the pool (whose hand-over waits for a later tick, after the answers of the batch
+   * just committed). Each has an 'error' listener while it waits.
+   */
+  private readonly held: PoolClient[] = [];
   private drained: (() => void) | null = null;
 
   constructor(
@@ -125,8 +143,8 @@ export class MessageWriter {
   /** Stops taking posts and waits for the batches in flight (and the queue) to finish. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.inFlight.length === 0 && this.depth === 0) return;
-    await new Promise<void>((resolve) => (this.drained = resolve));
+    if (this.inFlight.length > 0 || this.depth > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    for (const c of this.held.splice(0)) this.unhold(c).release();
   }
 
   private setDepth(n: number): void {
@@ -149,15 +167,22 @@ export class MessageWriter {
       const batch = this.take();
       if (batch.length === 0) break;
       this.inFlight.push(batch.length);
-      void this.run(batch).finally(() => {
-        this.inFlight.splice(this.inFlight.indexOf(batch.length), 1);
-        for (const c of new Set(batch.map((p) => p.input.channel))) {
-          this.busy.delete(c);
-          if (this.queues.get(c)?.length) this.ready.add(c);
-        }
-        if (this.ready.size > 0) this.pump();
-        else if (this.inFlight.length === 0 && this.depth === 0) this.drained?.();
-      });
+      void this.run(batch);
+    }
+  }
+
+  /** A batch is done (committed, failed or requeued): its lane and channels are free, the next batch goes. */
+  private release(batch: Pending[]): void {
+    this.inFlight.splice(this.inFlight.indexOf(batch.length), 1);
+    for (const c of new Set(batch.map((p) => p.input.channel))) {
+      this.busy.delete(c);
+      if (this.queues.get(c)?.length) this.ready.add(c);
+    }
+    if (this.ready.size > 0) this.pump();
+    if (this.inFlight.length === 0 && this.depth === 0) {
+      // Idle: the lanes' connections go back to the pool (a lone post takes one from there).
+      for (const c of this.held.splice(0)) this.unhold(c).release();
+      this.drained?.();
     }
   }
 
@@ -220,15 +245,22 @@ export class MessageWriter {
       if (batch.length > 1 && !progress.committing && !isUnavailable(e)) {
         for (const p of batch) p.alone = true;
         this.requeue(batch);
-        return;
+        return this.release(batch);
       }
+      this.release(batch);
       for (const p of batch) for (const w of p.waiters) w.reject(e);
       return;
     }
-    this.o.observer?.batch(batch.length, (performance.now() - started) / 1000);
-    for (const p of batch) {
-      const r = results.get(p)!;
-      for (const w of p.waiters) (r instanceof WalcastError ? w.reject(r) : w.resolve(r));
+    try {
+      // The next batch is sent before these answers are written: the database is not left idle
+      // while the HTTP responses go out.
+      this.release(batch);
+      this.o.observer?.batch(batch.length, (performance.now() - started) / 1000);
+    } finally {
+      for (const p of batch) {
+        const r = results.get(p)!;
+        for (const w of p.waiters) (r instanceof WalcastError ? w.reject(r) : w.resolve(r));
+      }
     }
   }
 
@@ -250,26 +282,29 @@ export class MessageWriter {
   private async transaction(batch: Pending[], progress: { committing: boolean }): Promise<Map<Pending, PostResult | WalcastError>> {
     const hooks = this.o.hooks;
     const explicit = Boolean(hooks?.beforeCommit);
-    const client = await this.pool.connect();
+    // No await when a lane's connection is at hand: the batch is on the wire before this returns.
+    const client = this.held.length > 0 ? this.unhold(this.held.pop()!) : await this.pool.connect();
     let ok = false;
+    let stale = false;
     try {
       // In autocommit an error means the call rolled back (a lost connection is `unavailable`).
       if (explicit) await client.query('BEGIN');
-      const { rows } = await client.query<BatchRow>(BATCH_SQL, columns(batch));
+      const { rows } = await client.query<BatchRow>({ name: BATCH_STATEMENT, text: BATCH_SQL, values: columns(batch) });
+      // Stored for good once the autocommit call returned: whatever fails now is never retried post by post.
+      if (!explicit) progress.committing = true;
       if (rows.length !== batch.length) throw new Error(`batch answered ${rows.length} outcomes for ${batch.length} posts`);
       const out = new Map<Pending, PostResult | WalcastError>();
       const stored: Message[] = [];
       const byId = new Map(batch.map((p) => [p.id, p]));
       for (const r of rows) {
-        const p = r.ord === null ? byId.get(r.id)! : batch[r.ord]!;
-        if (r.outcome === 'no_channel') out.set(p, new WalcastError('channel_not_found'));
-        else if (r.outcome === 'not_member') out.set(p, new WalcastError('not_in_channel'));
-        else if (r.outcome === 'no_parent') out.set(p, new WalcastError('parent_not_found'));
-        else {
-          const message = toMessage(r);
-          out.set(p, { message, created: r.outcome === 'stored' });
-          if (r.outcome === 'stored') stored.push(message);
-        }
+        const p = r.ord === null ? byId.get(r.id) : batch[r.ord];
+        if (!p) throw new Error(`batch answered for a post it was not given (${r.outcome})`);
+        if (r.ord === null) {
+          const message = toMessage(storedRow(p, r));
+          out.set(p, { message, created: true });
+          stored.push(message);
+        } else if (r.outcome === 'retry') out.set(p, { message: toMessage(r), created: false });
+        else out.set(p, new WalcastError(r.outcome === 'no_channel' ? 'channel_not_found' : r.outcome === 'not_member' ? 'not_in_channel' : 'parent_not_found'));
       }
       if (explicit) {
         if (stored.length > 0) await hooks!.beforeCommit!(stored);
@@ -280,15 +315,60 @@ export class MessageWriter {
       // Stored for good whatever the hook does: its failure is its own business.
       if (stored.length > 0) await hooks?.afterCommit?.(stored)?.catch(() => {});
       return out;
+    } catch (e) {
+      stale = STALE_STATEMENT.has((e as { code?: string }).code ?? '');
+      throw e;
     } finally {
-      // A connection whose ROLLBACK failed is discarded rather than returned to the pool.
-      const broken = !ok && explicit && (await client.query('ROLLBACK').then(() => false, () => true));
-      client.release(broken);
+      // A connection whose ROLLBACK failed, or whose prepared statement is stale, is discarded
+      // rather than returned to the pool.
+      const broken = stale || (!ok && explicit && (await client.query('ROLLBACK').then(() => false, () => true)));
+      if (ok && !this.closed) this.hold(client);
+      else client.release(broken);
     }
+  }
+
+  /** Keeps a lane's connection for the next batch; one that fails while kept is discarded. */
+  private hold(client: PoolClient): void {
+    let failed = false;
+    const onError = () => {
+      if (failed) return;
+      failed = true;
+      const i = this.held.indexOf(client);
+      if (i >= 0) this.held.splice(i, 1);
+      client.release(true);
+    };
+    (client as PoolClient & { heldOnError?: () => void }).heldOnError = onError;
+    client.on('error', onError);
+    this.held.push(client);
+  }
+
+  private unhold(client: PoolClient): PoolClient {
+    const c = client as PoolClient & { heldOnError?: () => void };
+    if (c.heldOnError) client.off('error', c.heldOnError);
+    c.heldOnError = undefined;
+    return client;
   }
 }
 
-/** The batch as the parallel arrays walcast_post_batch takes, in arrival order. */
+/** The row a stored post became: what the API sent, and what the database chose (seq, created_at). */
+function storedRow(p: Pending, r: StoredRow): MessageRow {
+  return {
+    id: p.id,
+    channel_id: p.input.channel,
+    seq: r.seq,
+    user_id: p.input.user,
+    text: p.input.text,
+    client_msg_id: p.input.clientMsgId,
+    created_at: r.created_at,
+    reply_to: p.input.replyTo ?? null,
+    edited_at: null,
+    deleted_at: null,
+    reactions: {},
+    changed_seq: r.seq,
+  };
+}
+
+/** The batch as the parallel arrays walcast_post_batch2 takes, in arrival order. */
 function columns(batch: Pending[]): [string[], string[], string[], (string | null)[], string[], (number | null)[]] {
   const cols: [string[], string[], string[], (string | null)[], string[], (number | null)[]] = [[], [], [], [], [], []];
   for (const p of batch) {

@@ -51,6 +51,8 @@ function matcher(spec: string): Matcher {
 
 const ipv4 = (a: string) => a.split('.').reduce((acc, x) => ((acc << 8) | Number(x)) >>> 0, 0);
 
+const PEERS_MAX = 10_000;
+
 export class ClientAddresses {
   private readonly trusted: Matcher[];
 
@@ -62,9 +64,16 @@ export class ClientAddresses {
     return this.trusted.some((m) => m(a));
   }
 
+  /** Peers seen lately, normalised: a connection's requests come from one peer, and normalising costs a few µs. */
+  private readonly peers = new Map<string, string>();
+
   /** The client's address from the peer address (uWS text) and the X-Forwarded-For header. */
   of(peer: string, forwardedFor: string): string {
-    let client = normalizeAddress(peer);
+    let client = this.peers.get(peer);
+    if (client === undefined) {
+      if (this.peers.size >= PEERS_MAX) this.peers.clear();
+      this.peers.set(peer, (client = normalizeAddress(peer)));
+    }
     if (!this.trusted.length || !this.isTrusted(client) || !forwardedFor) return client;
     const hops = forwardedFor.split(',').map((h) => h.trim()).filter(Boolean);
     for (let i = hops.length - 1; i >= 0; i--) {
