@@ -15,6 +15,7 @@ import { clientFrame, PATHS, serverFrame, type Message, type ServerFrame } from 
 import { Hist } from './lib/hist.js';
 import { request } from './lib/http-client.js';
 import { LeanSocket } from './lib/lean-ws.js';
+import { leanPost } from './lib/lean-http.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,6 +27,7 @@ export type WorkerCommand =
   | { op: 'post'; url: string; token?: string; channels: string[]; rate: number; seconds: number; retry?: boolean; idPrefix?: string; stampScheduled?: boolean }
   | { op: 'recheck' }
   | { op: 'autocannon'; url: string; token: string; channels: string[]; connections: number; seconds: number; textBytes?: number }
+  | { op: 'lean-post'; url: string; token: string; channels: string[]; connections: number; seconds: number; textBytes?: number }
   | { op: 'close' };
 
 interface Sub {
@@ -510,6 +512,24 @@ process.on('message', async (c: WorkerCommand & { id: number }) => {
           non2xx: Math.max(r.non2xx, other),
           errors: r.errors,
           timeouts: r.timeouts,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          wallMs: performance.now() - t0,
+        });
+      }
+      case 'lean-post': {
+        // The same closed loop as 'autocannon', from bench/lib/lean-http.ts (cheaper per request).
+        const r = await leanPost({ url: c.url, token: c.token, channels: c.channels, connections: c.connections, seconds: c.seconds, textBytes: c.textBytes ?? 100 });
+        const s = r.hist.summary();
+        const cpu = process.cpuUsage(cpu0);
+        return reply({
+          rps: r.ok / r.seconds,
+          total: r.ok,
+          seconds: r.seconds,
+          latency: { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max, mean: s.mean },
+          hist: r.hist.data(),
+          non2xx: r.other,
+          errors: r.errors,
+          timeouts: 0,
           cpuMs: (cpu.user + cpu.system) / 1000,
           wallMs: performance.now() - t0,
         });

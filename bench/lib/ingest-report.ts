@@ -11,14 +11,14 @@ export const NOT_SERVER = new Set(['load generator', 'kernel irq', 'other proces
 
 export const rowName = (r: Pick<IngestRow, 'system' | 'variant' | 'workload' | 'flush' | 'channels' | 'batches'>) =>
   r.system === 'function'
-    ? `walcast_post_batch direct, ${r.batches?.mean} posts per call, ${r.channels} clients`
+    ? `walcast batch call direct, ${r.batches?.mean} posts per call, ${r.channels} clients`
     : `${r.system === 'raw' ? 'raw' : r.system === 'start' ? `walcast start${r.variant ? ` (${r.variant})` : ''}` : `split ${r.system}`} ${r.workload === 'spread' ? `${r.channels} channels` : r.workload === 'hot' ? '1 hot channel' : 'one at a time'}${r.flush === 'slow' ? ', slow flush' : ''}`;
 
 const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const pct = (v: number) => (Number.isFinite(v) ? `${Math.round(v * 100)} %` : '-');
 
 export const setupName = (r: IngestRow) =>
-  r.system === 'raw' ? 'raw PostgreSQL (pgbench)' : r.system === 'function' ? 'walcast_post_batch via pgbench (no API)' : r.system === 'start' ? `walcast start${r.variant ? ` (${r.variant})` : ''}` : `split roles, ${r.system}`;
+  r.system === 'raw' ? 'raw PostgreSQL (pgbench)' : r.system === 'function' ? 'walcast batch call via pgbench (no API)' : r.system === 'start' ? `walcast start${r.variant ? ` (${r.variant})` : ''}` : `split roles, ${r.system}`;
 export const workloadName = (r: IngestRow) =>
   r.system === 'function' ? `${r.batches?.mean} posts per call, ${r.channels} channels` : r.workload === 'spread' ? `${r.channels} channels` : r.workload === 'hot' ? '1 hot channel' : r.system === 'raw' ? '1 client' : 'one post at a time';
 
@@ -166,8 +166,8 @@ export function ingestSection(run: IngestRun, s: IngestSettings): string {
   L.push(
     `In one run on the run's PostgreSQL, ${s.seconds} s per workload, 100-byte texts, ${s.connections} concurrent closed-loop posters. ` +
       `**Raw**: \`${run.pgbench}\`, a single-row autocommit INSERT into \`raw_messages\` (created \`LIKE messages INCLUDING ALL\`: same columns, primary key and unique indexes, plus the foreign key to a channels table), measured before any walcast process or replication slot exists. ` +
-      `**walcast start**: api, relay and gateway in one process with the in-process bus, on the same PostgreSQL, fair-use limits off; posts from autocannon in its own process. ` +
-      `**walcast_post_batch via pgbench** (no API): the one SQL call walcast's writer makes per batch, k posts of the client's channel per call, over the extended protocol as node-postgres sends it, from as many clients as walcast has write lanes, each on its own channel, while walcast start idles with its relay streaming (its walsender decodes these rows too): what PostgreSQL alone does with walcast's write. ` +
+      `**walcast start**: api, relay and gateway in one process with the in-process bus, on the same PostgreSQL, fair-use limits off; posts from ${s.poster === 'autocannon' ? 'autocannon' : 'a lean closed-loop HTTP client (bench/lib/lean-http.ts: keep-alive, requests rendered once per channel; `--poster autocannon` for autocannon)'} in its own process. ` +
+      `**walcast batch call via pgbench** (no API): the one SQL call (walcast_post_batch2) walcast's writer makes per batch, k posts of the client's channel per call, over the extended protocol as node-postgres sends it, from as many clients as walcast has write lanes, each on its own channel, while walcast start idles with its relay streaming (its walsender decodes these rows too): what PostgreSQL alone does with walcast's write. ` +
       `**Split roles**: the suite's stack (api with the Redis bus, relay, 2 gateways, redis-server) per source. ` +
       `Each walcast process posts for ${s.warmup} s first${s.analyze ? ', then `ANALYZE`' : ' (no `ANALYZE`: --analyze 0)'}; every workload starts after a \`CHECKPOINT\`. ` +
       `walcast's write settings: ${s.writeConcurrency ? `WALCAST_WRITE_CONCURRENCY=${s.writeConcurrency}` : 'default WALCAST_WRITE_CONCURRENCY'}, ${s.writeBatchMax ? `WALCAST_WRITE_BATCH_MAX=${s.writeBatchMax}` : 'default WALCAST_WRITE_BATCH_MAX'}${s.pgSet ? `; PostgreSQL settings for this scenario: \`${s.pgSet}\`` : ''}. ` +
@@ -179,7 +179,7 @@ export function ingestSection(run: IngestRun, s: IngestSettings): string {
   L.push(ingestTable(run.rows), '');
   L.push('Posts per group-commit transaction (walcast_write_batch_size, share of the transactions in the window):', '');
   L.push(batchTable(run.rows), '');
-  if (run.rows.some((r) => r.pgStats?.length)) L.push('pg_stat_statements per workload (`track = all`: the statements inside walcast_post_batch are listed too, not top level):', '', pgStatsSection(run.rows), '');
+  if (run.rows.some((r) => r.pgStats?.length)) L.push('pg_stat_statements per workload (`track = all`: the statements inside walcast_post_batch2 are listed too, not top level):', '', pgStatsSection(run.rows), '');
   if (run.profile) L.push('CPU profile of `walcast start` under the spread load (`--cpu-prof`):', '', profileSection(run.profile), '');
   return L.join('\n');
 }

@@ -4,7 +4,7 @@
 //    messages (bench/lib/pgbench.ts), `connections` clients; measured before any walcast process
 //    (and its replication slot) exists, with default and with slow WAL flushes;
 //  - walcast start (api + relay + gateway in one process, in-process bus, fair-use limits off)
-//    on that PostgreSQL: `connections` closed-loop posters (autocannon, in its own process) over
+//    on that PostgreSQL: `connections` closed-loop posters (--poster: lean or autocannon, in its own process) over
 //    `channels` channels, all on one hot channel, and one post at a time; then with slow WAL
 //    flushes (commit_delay = 4 ms, commit_siblings = 0: every flush waits 4 ms, as on network
 //    storage) one hot channel and the spread;
@@ -41,7 +41,7 @@ import type { Source } from '../sources/index.js';
 
 /**
  * raw: pgbench's single-row INSERTs on PostgreSQL alone; function: pgbench calling
- * walcast_post_batch directly (walcast's write without its API); start: `walcast start`; a
+ * walcast_post_batch2 directly (walcast's write without its API); start: `walcast start`; a
  * source: the split roles with it.
  */
 export type IngestSystem = 'raw' | 'function' | 'start' | Source;
@@ -124,17 +124,19 @@ export const ingest = scenario({
     writeBatchMax: { type: 'number', default: 0, description: 'WALCAST_WRITE_BATCH_MAX for the walcast processes (0: walcast\'s default)' },
     pgbenchMode: { type: 'string', default: 'prepared', description: 'pgbench -M (simple, extended, prepared)' },
     pgbench: { type: 'string', default: '', description: 'pgbench binary (default: on the PATH, else /usr/lib/postgresql/<newest>/bin/pgbench)' },
-    fnBatches: { type: 'numbers', default: [1, 4, 16], quick: [], description: 'posts per call of the rows that call walcast_post_batch directly through pgbench, no API (empty: none)' },
+    fnBatches: { type: 'numbers', default: [1, 4, 16], quick: [], description: 'posts per call of the rows that call walcast_post_batch2 directly through pgbench, no API (empty: none)' },
     fnClients: { type: 'number', default: 0, description: 'pgbench clients of those rows, each on its own channel (0: walcast\'s lanes, --write-concurrency or 4)' },
     compareBin: { type: 'string', default: '', description: "another checkout's bin/walcast.js (e.g. before group commit): its walcast start runs the same workloads, on the same PostgreSQL" },
     compareLabel: { type: 'string', default: 'before', description: 'what the --compare-bin rows are called' },
     cpuProf: { type: 'string', default: '', description: 'directory: also profile `walcast start` (node --cpu-prof) under the spread load, and summarise it' },
+    poster: { type: 'string', default: 'lean', description: "the posters' HTTP client: lean (bench/lib/lean-http.ts: requests rendered once, answers read as far as status and length) or autocannon" },
     pgStats: { type: 'number', default: 0, description: '1: load pg_stat_statements (restarts PostgreSQL) and report the top statements of each workload' },
     only: { type: 'string', default: '', description: 'run only these parts, a,b,...: raw, start (spread, hot, one at a time), fn, slow, split (default: all)' },
     analyze: { type: 'number', default: 1, description: '0: no ANALYZE after the warm-up (the planner then knows nothing of a fresh messages table)' },
     pgSet: { type: 'string', default: '', description: 'PostgreSQL settings for the whole scenario, name=value,... (ALTER SYSTEM, reload; reset at the end)' },
   },
   async run(o, ctx): Promise<IngestRun> {
+    if (o.poster !== 'lean' && o.poster !== 'autocannon') throw new Error(`--poster: lean or autocannon, not ${o.poster}`);
     const db = await ctx.db();
     const rows: IngestRow[] = [];
     const bin = o.pgbench || findPgbench();
@@ -489,7 +491,7 @@ class Measure {
     return r.command;
   }
 
-  /** pgbench calling walcast_post_batch with `k` posts per call, `clients` clients each on its own channel (extended protocol, as node-postgres sends it). */
+  /** pgbench calling walcast_post_batch2 with `k` posts per call, `clients` clients each on its own channel (extended protocol, as node-postgres sends it). */
   async fn(bin: string, t: Target, channels: string[], k: number, clients: number): Promise<void> {
     await this.prepare();
     let pid = 0;
@@ -521,13 +523,13 @@ class Measure {
   async warmup(t: Target, channels: string[], seconds: number): Promise<void> {
     if (seconds > 0) await this.post(t, channels, this.o.connections, seconds);
     // Statistics for the planner, as a database in service has them: a fresh messages table
-    // has none, and walcast_post_batch's plans are chosen from them.
+    // has none, and walcast_post_batch2's plans are chosen from them.
     if (this.o.analyze) await this.sql.query('ANALYZE messages, channels, channel_members');
   }
 
   private post(t: Target, channels: string[], connections: number, seconds: number) {
     return this.worker.send<{ rps: number; total: number; seconds: number; hist: HistData; non2xx: number; errors: number }>({
-      op: 'autocannon',
+      op: this.o.poster === 'autocannon' ? 'autocannon' : 'lean-post',
       url: methodUrl(t.api, 'chat.postMessage'),
       token: t.token,
       channels,
