@@ -9,8 +9,12 @@
 //    and confirm nothing; after a reshard one can stay lost for good when the slot map it reads is
 //    stale; while a master is down they reconnect in a hot loop. So we do not use them: this bus
 //    keeps its own subscriber connection per master (a plain ioredis `Redis`, RESP2, like
-//    RedisBus's), and uses the ioredis `Cluster` for publishing and as the slot map (refreshed
-//    every `refreshMs`: `slotsRefreshInterval` is off by default in 6.0.0).
+//    RedisBus's), and uses the ioredis `Cluster` for publishing and as the slot map, re-read
+//    every `refreshMs` by a timer of ours. Not ioredis' `slotsRefreshInterval`: when the Cluster
+//    is closed while one of its periodic refreshes is in flight, that refresh's callback arms the
+//    next round anyway (6.0.0), and a closed Cluster then retries forever every interval: the
+//    timer keeps the process alive (seen as test/bus/cluster.test.ts not exiting on a loaded
+//    machine).
 //  - A subscription may lapse when (a) its connection closes (master killed, CLIENT KILL, network),
 //    (b) the server pushes an unsolicited `sunsubscribe` (its slot migrated, or the master was
 //    demoted by a manual failover; ioredis reports it only as a 'moved' event without the
@@ -90,6 +94,7 @@ export class ClusterBus implements Bus {
   private masters = new Set<string>();
   private up = false;
   private closed = false;
+  private readonly refreshTimer: NodeJS.Timeout;
   private resubscribed: string[] = [];
   private readonly observer: ShardObserver | undefined;
   private readonly errorsSeen = new Map<string, string>();
@@ -112,7 +117,7 @@ export class ClusterBus implements Bus {
       retryDelayOnFailover: 0,
       retryDelayOnClusterDown: 0,
       maxRedirections: 6,
-      slotsRefreshInterval: o.refreshMs ?? 1000,
+      slotsRefreshInterval: 0, // our own timer (see the top of this file)
       slotsRefreshTimeout: 1000,
       clusterRetryStrategy: (times: number) => backoffMs(times),
       redisOptions: { protocol: 2, connectionName: 'walcast-pub', commandTimeout: 5000 },
@@ -125,6 +130,8 @@ export class ClusterBus implements Bus {
       if (!this.closed) this.log.warn('redis cluster bus: no node of the cluster reachable; reconnecting');
     });
     this.topics.set(CONTROL_TOPIC, this.state(CONTROL_TOPIC, null));
+    this.refreshTimer = setInterval(() => this.refresh(), o.refreshMs ?? 1000);
+    this.refreshTimer.unref();
   }
 
   async publish(events: readonly BusEvent[]): Promise<void> {
@@ -196,6 +203,7 @@ export class ClusterBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     this.up = false;
+    clearInterval(this.refreshTimer);
     for (const t of this.topics.values()) {
       if (t.timer) clearTimeout(t.timer);
       t.first?.reject(new Error('bus closed'));

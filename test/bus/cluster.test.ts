@@ -3,7 +3,8 @@
 // what only a cluster does: one shard's subscriptions lost while the others stay (reported per
 // channel, no global outage), a master SIGKILLed and its replica promoted, a slot moved.
 import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Cluster } from 'ioredis';
 import { ClusterBus, keySlot } from '../../src/bus/cluster.js';
 import type { BusEvent } from '../../src/bus/bus.js';
@@ -36,6 +37,24 @@ if (spawnSync('redis-server', ['--version']).error) {
       },
       dropSubscribers: async () => void (await killPubsub(cluster.ports)),
     });
+  });
+
+  t.test('closed while a slot-map refresh is in flight: nothing keeps the process alive', async (t) => {
+    // Every node paused, so the refresh that starts next hangs until the pause ends; the bus is
+    // closed meanwhile. ioredis' own periodic refresh re-armed itself after close in that case
+    // and kept its process alive for good (test/bus/close-during-refresh.ts is the child).
+    const child = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./close-during-refresh.ts', import.meta.url)), cluster.env], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    t.teardown(() => void child.kill('SIGKILL'));
+    await waitFor('the child bus is up', () => out.includes('up'), 30_000);
+    await Promise.all(cluster.ports.map((p) => cluster.command(p, 'CLIENT', 'PAUSE', 1500, 'ALL')));
+    await new Promise((r) => setTimeout(r, 500)); // a 200 ms refresh round has started and hangs
+    child.stdin!.write('close\n');
+    await waitFor('the child closed its bus', () => out.includes('closed'), 30_000);
+    const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 10_000).unref())]);
+    t.equal(code, 0, 'the process exited on its own after close()');
   });
 
   t.test('hash slots as the server computes them', async (t) => {
