@@ -6,7 +6,7 @@
 // ghost. The relay must hold the transaction back until it is visible.
 import t from 'tap';
 import pg from 'pg';
-import { startTestDatabase } from './helpers/postgres.js';
+import { reloadSettings, startTestDatabase } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient } from './helpers/clients.js';
 
@@ -32,11 +32,12 @@ t.test('a transaction committed in the WAL but not yet visible is not delivered 
 
   // Commits now wait for a synchronous standby that does not exist: flushed, not yet visible.
   await admin.query(`ALTER SYSTEM SET synchronous_standby_names = 'walcast_test_nobody'`);
-  await admin.query('SELECT pg_reload_conf()');
   t.teardown(async () => {
     await admin.query('ALTER SYSTEM RESET synchronous_standby_names');
     await admin.query('SELECT pg_reload_conf()');
   });
+  // In force for the api's sessions before the post: pg_reload_conf() alone does not wait.
+  await reloadSettings(db.adminUrl, { synchronous_standby_names: 'walcast_test_nobody' });
   const posting = alice.post('chat.postMessage', { channel: channel.id, text: 'in the window' });
   await until(
     async () => (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND query LIKE '%walcast_post_batch%'`)).rowCount === 1,

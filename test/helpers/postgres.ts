@@ -28,3 +28,37 @@ export function testPool(t: Teardown, url: string, max: number): pg.Pool {
   t.teardown(() => pool.end());
   return pool;
 }
+
+/**
+ * Applies ALTER SYSTEM settings and waits until they are in force. `pg_reload_conf()` only
+ * signals the postmaster and returns: a session that reads its next command before the
+ * postmaster has re-read the files and signalled it still runs it with the old values (a race
+ * that failed test/no-ghost.test.ts once on a loaded machine). A session forked after the re-read
+ * sees the new values, and the postmaster signals every running session before it forks another;
+ * a signalled session re-reads the files before it runs its next command. So once a fresh
+ * session sees every value, every session will.
+ */
+export async function reloadSettings(adminUrl: string, expected: Record<string, string>): Promise<void> {
+  const show = async () => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ name: string; setting: string }>('SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) name', [Object.keys(expected)]);
+      return rows.every((r) => r.setting === expected[r.name]);
+    } finally {
+      await c.end();
+    }
+  };
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query('SELECT pg_reload_conf()');
+  } finally {
+    await admin.end();
+  }
+  const end = Date.now() + 30_000;
+  while (!(await show())) {
+    if (Date.now() > end) throw new Error(`settings not in force 30 s after pg_reload_conf(): ${JSON.stringify(expected)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
