@@ -73,6 +73,9 @@ t.test('every scenario, quick, cdc', async (t) => {
   const rawRow = row('raw', 'spread');
   t.ok(rawRow?.rps > 0 && rawRow.latency.n > 0 && rawRow.cpu.postgres > 0 && rawRow.cpu['load generator'] > 0, 'ingest: the raw pgbench baseline, with its latency and CPU');
   t.ok(row('raw', 'spread', 'slow')?.rps > 0, 'ingest: raw with slow flushes');
+  const round2 = (system: string) => ingest.find((r) => r.system === system && r.round === 2);
+  t.ok(round2('raw')?.rps > 0 && round2('start')?.rps > 0, 'ingest: a second round of raw and walcast start (--rounds)');
+  t.match(readFileSync(path.join(out, 'all-report.md'), 'utf8'), /Median of 2: \d+ % of raw/, 'ingest: the rounds and their median in the report');
   for (const [workload, flush] of [['spread', 'default'], ['hot', 'default'], ['one at a time', 'default'], ['hot', 'slow']]) {
     const r = row('start', workload!, flush);
     t.ok(r?.rps > 0 && r.latency.n === r.total && r.cpu.walcast > 0 && r.cpu.postgres > 0 && 'load generator' in r.cpu, `ingest walcast start ${workload} (${flush} flush): throughput and CPU`);
