@@ -6,7 +6,7 @@
 // ghost. The relay must hold the transaction back until it is visible.
 import t from 'tap';
 import pg from 'pg';
-import { reloadSettings, startTestDatabase } from './helpers/postgres.js';
+import { startTestDatabase, untilCommitsWaitForStandby } from './helpers/postgres.js';
 import { startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient } from './helpers/clients.js';
 
@@ -32,12 +32,13 @@ t.test('a transaction committed in the WAL but not yet visible is not delivered 
 
   // Commits now wait for a synchronous standby that does not exist: flushed, not yet visible.
   await admin.query(`ALTER SYSTEM SET synchronous_standby_names = 'walcast_test_nobody'`);
+  await admin.query('SELECT pg_reload_conf()');
   t.teardown(async () => {
     await admin.query('ALTER SYSTEM RESET synchronous_standby_names');
     await admin.query('SELECT pg_reload_conf()');
   });
-  // In force for the api's sessions before the post: pg_reload_conf() alone does not wait.
-  await reloadSettings(db.adminUrl, { synchronous_standby_names: 'walcast_test_nobody' });
+  // pg_reload_conf() does not wait for the setting to take effect: wait until commits wait.
+  await untilCommitsWaitForStandby(db.adminUrl);
   const posting = alice.post('chat.postMessage', { channel: channel.id, text: 'in the window' });
   await until(
     async () => (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND query LIKE '%walcast_post_batch%'`)).rowCount === 1,

@@ -30,35 +30,45 @@ export function testPool(t: Teardown, url: string, max: number): pg.Pool {
 }
 
 /**
- * Applies ALTER SYSTEM settings and waits until they are in force. `pg_reload_conf()` only
- * signals the postmaster and returns: a session that reads its next command before the
- * postmaster has re-read the files and signalled it still runs it with the old values (a race
- * that failed test/no-ghost.test.ts once on a loaded machine). A session forked after the re-read
- * sees the new values, and the postmaster signals every running session before it forks another;
- * a signalled session re-reads the files before it runs its next command. So once a fresh
- * session sees every value, every session will.
+ * After `synchronous_standby_names` was set and `pg_reload_conf()` called: resolves once commits
+ * wait for the standby. Whether a commit waits is decided by a flag in shared memory that the
+ * checkpointer sets when it has re-read the configuration; `pg_reload_conf()` only signals the
+ * postmaster and returns, so a commit right after it may not wait yet (test/no-ghost.test.ts
+ * failed so, once, on a loaded machine). Sessions see the new value before that: with the
+ * checkpointer stopped (SIGSTOP), a new session shows the standby's name and its commits still
+ * do not wait. A probe inserts a row into a table of its own (one no publication lists) until
+ * its commit waits in `SyncRep`, then cancels that wait (the commit is local and harmless).
  */
-export async function reloadSettings(adminUrl: string, expected: Record<string, string>): Promise<void> {
-  const show = async () => {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    try {
-      const { rows } = await c.query<{ name: string; setting: string }>('SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) name', [Object.keys(expected)]);
-      return rows.every((r) => r.setting === expected[r.name]);
-    } finally {
-      await c.end();
-    }
-  };
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
+export async function untilCommitsWaitForStandby(adminUrl: string, ms = 30_000): Promise<void> {
+  const watch = new pg.Client({ connectionString: adminUrl });
+  const probe = new pg.Client({ connectionString: adminUrl });
+  probe.on('error', () => {});
+  await Promise.all([watch.connect(), probe.connect()]);
   try {
-    await admin.query('SELECT pg_reload_conf()');
+    const pid = (await probe.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    // A commit waits only if its transaction wrote WAL; creating the table must not wait itself.
+    await probe.query('SET synchronous_commit = local');
+    await probe.query('CREATE TABLE IF NOT EXISTS walcast_test_sync_probe (at timestamptz)');
+    await probe.query('SET synchronous_commit = on');
+    const end = Date.now() + ms;
+    for (;;) {
+      let done = false;
+      const committing = probe.query('INSERT INTO walcast_test_sync_probe VALUES (now())').finally(() => (done = true));
+      while (!done) {
+        if ((await watch.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, [pid])).rowCount) {
+          await watch.query('SELECT pg_cancel_backend($1)', [pid]);
+          await committing;
+          return;
+        }
+        if (Date.now() > end) {
+          await watch.query('SELECT pg_cancel_backend($1)', [pid]);
+          throw new Error(`commits did not start waiting for the synchronous standby within ${ms} ms`);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await committing; // committed without waiting: the checkpointer has not re-read the configuration yet
+    }
   } finally {
-    await admin.end();
-  }
-  const end = Date.now() + 30_000;
-  while (!(await show())) {
-    if (Date.now() > end) throw new Error(`settings not in force 30 s after pg_reload_conf(): ${JSON.stringify(expected)}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([watch.end(), probe.end()]).catch(() => {});
   }
 }
