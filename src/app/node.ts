@@ -111,6 +111,8 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
         metrics.writeBatchSeconds.observe(seconds);
       },
       queued: (depth) => metrics.writeQueueDepth.set(depth),
+      unnamedStatements: (code) =>
+        log.warn('the database lost a prepared statement between transactions (a pooler in transaction mode?); the write path now sends its statement unnamed, parsed on every call', { code }),
     },
   });
   const revocations = new Revocations();

@@ -158,7 +158,7 @@ export class Relay implements RelayHandle {
         const busy = /is active for PID/i.test(String((e as Error)?.message));
         this.setState(busy ? 'standby' : 'connecting');
         if (busy) this.log.debug('slot is streaming elsewhere; standing by', { slot: this.opts.slot });
-        else this.log.warn('replication stream failed; retrying', { err: e as Error });
+        else this.log.warn('replication stream failed; retrying', { err: e as Error, ...hintFor(e) });
       } finally {
         this.service?.removeAllListeners();
         await this.service?.stop().catch(() => {});
@@ -370,4 +370,11 @@ export class Relay implements RelayHandle {
       };
     });
   }
+}
+
+/** What to do about a failure whose message alone does not say it. */
+function hintFor(e: unknown): { hint?: string } {
+  if (/unsupported startup parameter: replication/i.test(String((e as Error)?.message)))
+    return { hint: "the relay's DATABASE_URL leads to a connection pooler that does not pass replication connections (PgBouncer before 1.23): point the relay at PostgreSQL itself (docs/dba.md, \"Connection poolers\")" };
+  return {};
 }

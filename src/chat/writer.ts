@@ -51,6 +51,8 @@ export interface WriteHooks {
 export interface WriterObserver {
   batch(size: number, seconds: number): void;
   queued(depth: number): void;
+  /** The database lost a statement prepared by name between two transactions (code 26000 or 42P05): from now on it is sent unnamed. */
+  unnamedStatements?(code: string): void;
 }
 
 export interface WriterOptions {
@@ -91,7 +93,17 @@ type BatchRow =
   | { ord: number; outcome: 'not_member' | 'no_channel' | 'no_parent' };
 
 /** Errors of a connection whose prepared batch statement no longer fits (the function changed, or a pooler dropped it). */
-const STALE_STATEMENT = new Set(['0A000', '26000']);
+const STALE_STATEMENT = new Set(['0A000', '26000', '42P05']);
+/**
+ * A prepared statement missing (26000) or already there (42P05) on a connection that prepared it
+ * (or not) in an earlier transaction: a pooler in transaction mode (PgBouncer before 1.21, or
+ * without `max_prepared_statements`) runs each transaction on whichever server connection is free.
+ * Nothing of the batch ran.
+ */
+const POOLED_STATEMENT = new Set(['26000', '42P05']);
+
+/** The batch did not run and goes again as it is. */
+class RunAgain extends Error {}
 
 export class MessageWriter {
   /** Waiting posts per channel, in arrival order. */
@@ -112,6 +124,8 @@ export class MessageWriter {
    */
   private readonly held: PoolClient[] = [];
   private drained: (() => void) | null = null;
+  /** Whether the batch statement is prepared by name, once per connection; off for good behind a pooler that cannot keep it. */
+  private named = true;
 
   constructor(
     private readonly pool: Pool,
@@ -239,6 +253,10 @@ export class MessageWriter {
     try {
       results = await this.transaction(batch, progress);
     } catch (e) {
+      if (e instanceof RunAgain) {
+        this.requeue(batch);
+        return this.release(batch);
+      }
       // Rolled back for a reason other than the database going away: something in this batch
       // breaks it. Retry each post alone, so only that one fails. (Never once COMMIT was sent:
       // the outcome is unknown then, and the callers retry with their client_msg_id.)
@@ -286,10 +304,11 @@ export class MessageWriter {
     const client = this.held.length > 0 ? this.unhold(this.held.pop()!) : await this.pool.connect();
     let ok = false;
     let stale = false;
+    const named = this.named;
     try {
       // In autocommit an error means the call rolled back (a lost connection is `unavailable`).
       if (explicit) await client.query('BEGIN');
-      const { rows } = await client.query<BatchRow>({ name: BATCH_STATEMENT, text: BATCH_SQL, values: columns(batch) });
+      const { rows } = await client.query<BatchRow>(named ? { name: BATCH_STATEMENT, text: BATCH_SQL, values: columns(batch) } : { text: BATCH_SQL, values: columns(batch) });
       // Stored for good once the autocommit call returned: whatever fails now is never retried post by post.
       if (!explicit) progress.committing = true;
       if (rows.length !== batch.length) throw new Error(`batch answered ${rows.length} outcomes for ${batch.length} posts`);
@@ -316,7 +335,13 @@ export class MessageWriter {
       if (stored.length > 0) await hooks?.afterCommit?.(stored)?.catch(() => {});
       return out;
     } catch (e) {
-      stale = STALE_STATEMENT.has((e as { code?: string }).code ?? '');
+      const code = (e as { code?: string }).code ?? '';
+      stale = STALE_STATEMENT.has(code);
+      if (named && POOLED_STATEMENT.has(code)) {
+        if (this.named) this.o.observer?.unnamedStatements?.(code);
+        this.named = false;
+        throw new RunAgain(code, { cause: e });
+      }
       throw e;
     } finally {
       // A connection whose ROLLBACK failed, or whose prepared statement is stale, is discarded
