@@ -14,9 +14,7 @@ export function createLogger(level: Level | 'silent' = 'info', bindings: Record<
   const min = ORDER[level];
   const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    const line: Record<string, unknown> = { t: new Date().toISOString(), level: lvl, msg, ...bindings, ...fields };
-    for (const [k, v] of Object.entries(line)) if (v instanceof Error) line[k] = { message: v.message, code: (v as { code?: unknown }).code };
-    process.stderr.write(JSON.stringify(line) + '\n');
+    process.stderr.write(JSON.stringify(plainFields({ t: new Date().toISOString(), level: lvl, msg, ...bindings, ...fields })) + '\n');
   };
   return {
     debug: (m, f) => write('debug', m, f),
@@ -24,5 +22,38 @@ export function createLogger(level: Level | 'silent' = 'info', bindings: Record<
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
     child: (b) => createLogger(level, { ...bindings, ...b }),
+  };
+}
+
+/** Fields as a log line holds them: an error as its message and code. */
+export function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? { message: v.message, code: (v as { code?: unknown }).code } : v;
+  return out;
+}
+
+/**
+ * A worker thread's logger: it writes debug and info itself, and hands warnings and errors to
+ * `forward`, for the main thread to log (which also keeps them for the ops page).
+ */
+export function forwardingLogger(
+  local: Logger,
+  forward: (level: 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void,
+  bindings: Record<string, unknown> = {},
+): Logger {
+  const send = (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => {
+    try {
+      forward(level, msg, plainFields({ ...bindings, ...fields }));
+    } catch {
+      // Not cloneable (or the port is gone): at least the line is written.
+      local[level](msg, fields);
+    }
+  };
+  return {
+    debug: (m, f) => local.debug(m, f),
+    info: (m, f) => local.info(m, f),
+    warn: (m, f) => send('warn', m, f),
+    error: (m, f) => send('error', m, f),
+    child: (b) => forwardingLogger(local.child(b), forward, { ...bindings, ...b }),
   };
 }

@@ -3,9 +3,10 @@
 // dies is replaced without losing or repeating anything a client sees.
 import t from 'tap';
 import type { Worker } from 'node:worker_threads';
+import pg from 'pg';
 import { RelayThread } from '../src/cdc/relay-thread.js';
 import { startTestDatabase } from './helpers/postgres.js';
-import { startWalcast, until } from './helpers/walcast.js';
+import { adminHeaders, startWalcast, until } from './helpers/walcast.js';
 import { Api, WsClient, contiguous } from './helpers/clients.js';
 
 const db = await startTestDatabase(t);
@@ -42,4 +43,27 @@ t.test('a relay thread that dies is replaced: the client sees every message once
   t.ok(contiguous(ws.seqs(channel.id), 1, 60), 'seqs 1..60, each once, in order');
   await until(() => relay.isStreaming(), 'a new thread streaming', 60_000);
   t.pass('streaming again in a new thread');
+});
+
+t.test("the thread's warnings reach the process's log and the ops page's recent problems", async (t) => {
+  const relay = w.node.relay as RelayThread;
+  await until(() => relay.isStreaming(), 'the relay streaming', 60_000);
+  const admin = new pg.Client({ connectionString: db.adminUrl });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  // The stream is cut under it: the relay in the thread warns and reconnects.
+  const before = Date.now();
+  await until(async () => (await admin.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [w.config.slot])).rowCount! > 0, 'the walsender terminated');
+  type Problem = { t: number; level: string; msg: string; fields: Record<string, string> };
+  let fromThread: Problem | undefined;
+  await until(async () => {
+    const res = await fetch(`${w.base}/ops/state.json`, { headers: adminHeaders });
+    const state = (await res.json()) as { problems: { recent: Problem[] } };
+    fromThread = state.problems.recent.find((p) => p.fields.thread === 'relay' && p.t >= before);
+    return fromThread !== undefined;
+  }, 'a problem from the relay thread in /ops/state.json');
+  t.equal(fromThread!.level, 'warn');
+  t.equal(fromThread!.fields.role, 'relay', 'with the relay role');
+  t.match(fromThread!.msg, /stream/, `what happened: ${fromThread!.msg}`);
+  await until(() => relay.isStreaming(), 'streaming again', 60_000);
 });

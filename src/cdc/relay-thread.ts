@@ -24,6 +24,11 @@ export interface RelayThreadData {
   bindings: Record<string, unknown>;
 }
 
+/** What the thread tells its process besides answers: its state, and its warnings and errors (logged here, kept for the ops page). */
+type ThreadMessage =
+  | { tag: string; t: 'state'; status: RelayState }
+  | { tag: string; t: 'log'; level: 'warn' | 'error'; msg: string; fields: Record<string, unknown> };
+
 /** How long a stop may take (finish and acknowledge the transactions in hand). */
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -62,10 +67,11 @@ export class RelayThread implements RelayHandle {
     this.ask = asker(endpoint, RELAY_THREAD_TAG);
     serveBus(endpoint, this.makeBus);
     endpoint.onMessage((m) => {
-      if (tagged<{ tag: string; t: string; status: RelayState }>(m, RELAY_THREAD_TAG) && m.t === 'state') {
+      if (!tagged<ThreadMessage>(m, RELAY_THREAD_TAG)) return;
+      if (m.t === 'state') {
         this.state = m.status;
         if (m.status === 'streaming') this.restarts = 0;
-      }
+      } else if (m.t === 'log') this.log[m.level](m.msg, { thread: 'relay', ...m.fields });
     });
     worker.on('error', (e) => this.log.error('relay thread failed', { err: e }));
     worker.on('exit', (code) => {

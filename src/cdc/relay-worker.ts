@@ -4,7 +4,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { RemoteBus } from '../bus/bridge.js';
 import { createPool } from '../db/pool.js';
-import { createLogger } from '../log.js';
+import { createLogger, forwardingLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { answer, portEndpoint } from '../util/endpoint.js';
 import { Relay } from './relay.js';
@@ -16,7 +16,9 @@ if (!isMainThread && parentPort) run();
 function run(): void {
   const data = workerData as RelayThreadData;
   const endpoint = portEndpoint(parentPort!);
-  const log = createLogger(data.logLevel, data.bindings);
+  const log = forwardingLogger(createLogger(data.logLevel, data.bindings), (level, msg, fields) =>
+    endpoint.send({ tag: RELAY_THREAD_TAG, t: 'log', level, msg, fields }),
+  );
   // Node's process metrics come from the main thread: this thread's registry has walcast's only.
   const metrics = createMetrics({ defaults: false });
   const pool = createPool(data.databaseUrl, 3, 'walcast-relay');
