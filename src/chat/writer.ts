@@ -158,6 +158,11 @@ export class MessageWriter {
   async close(): Promise<void> {
     this.closed = true;
     if (this.inFlight.length > 0 || this.depth > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    this.returnHeld();
+  }
+
+  /** The lanes' kept connections go back to the pool. */
+  private returnHeld(): void {
     for (const c of this.held.splice(0)) this.unhold(c).release();
   }
 
@@ -194,8 +199,8 @@ export class MessageWriter {
     }
     if (this.ready.size > 0) this.pump();
     if (this.inFlight.length === 0 && this.depth === 0) {
-      // Idle: the lanes' connections go back to the pool (a lone post takes one from there).
-      for (const c of this.held.splice(0)) this.unhold(c).release();
+      // Idle: a lone post takes a connection from the pool.
+      this.returnHeld();
       this.drained?.();
     }
   }
