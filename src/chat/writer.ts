@@ -82,7 +82,7 @@ interface Pending {
 // locks. A stored post comes back as its id, seq and created_at (the rest is the input); a retry
 // as the whole message stored the first time.
 /** Prepared once per connection; the name changes with the call (a migration that changes it renames it). */
-const BATCH_STATEMENT = 'walcast_post_batch2_v1';
+export const BATCH_STATEMENT = 'walcast_post_batch2_v1';
 const BATCH_SQL = `SELECT ord, outcome, ${MESSAGE_COLUMNS} FROM walcast_post_batch2($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::bigint[])`;
 
 /** A stored post is known by the id chosen for it (`ord` is null); the other outcomes by `ord`. */
@@ -287,15 +287,26 @@ export class MessageWriter {
     }
   }
 
-  /** Back to the front of their channel queues, in their order. */
+  /**
+   * Back to the front of their channel queues, in their order. A copy of one of them that arrived
+   * meanwhile (a client's retry) joins it, as it would have in the queue.
+   */
   private requeue(batch: Pending[]): void {
+    let added = 0;
     for (let i = batch.length - 1; i >= 0; i--) {
       const p = batch[i]!;
       let q = this.queues.get(p.input.channel);
       if (!q) this.queues.set(p.input.channel, (q = []));
+      const twin = p.input.clientMsgId === null ? -1 : q.findIndex((o) => o.input.user === p.input.user && o.input.clientMsgId === p.input.clientMsgId);
+      if (twin >= 0) {
+        p.waiters.push(...q[twin]!.waiters);
+        q.splice(twin, 1);
+        added--;
+      }
       q.unshift(p);
+      added++;
     }
-    this.setDepth(this.depth + batch.length);
+    this.setDepth(this.depth + added);
   }
 
   /**
@@ -313,7 +324,11 @@ export class MessageWriter {
     try {
       // In autocommit an error means the call rolled back (a lost connection is `unavailable`).
       if (explicit) await client.query('BEGIN');
-      const { rows } = await client.query<BatchRow>(named ? { name: BATCH_STATEMENT, text: BATCH_SQL, values: columns(batch) } : { text: BATCH_SQL, values: columns(batch) });
+      const { rows } = await client
+        .query<BatchRow>(named ? { name: BATCH_STATEMENT, text: BATCH_SQL, values: columns(batch) } : { text: BATCH_SQL, values: columns(batch) })
+        .catch((e: unknown) => {
+          throw (named && this.statementLost(e)) || e;
+        });
       // Stored for good once the autocommit call returned: whatever fails now is never retried post by post.
       if (!explicit) progress.committing = true;
       if (rows.length !== batch.length) throw new Error(`batch answered ${rows.length} outcomes for ${batch.length} posts`);
@@ -340,13 +355,7 @@ export class MessageWriter {
       if (stored.length > 0) await hooks?.afterCommit?.(stored)?.catch(() => {});
       return out;
     } catch (e) {
-      const code = (e as { code?: string }).code ?? '';
-      stale = STALE_STATEMENT.has(code);
-      if (named && POOLED_STATEMENT.has(code)) {
-        if (this.named) this.o.observer?.unnamedStatements?.(code);
-        this.named = false;
-        throw new RunAgain(code, { cause: e });
-      }
+      stale = e instanceof RunAgain || STALE_STATEMENT.has((e as { code?: string }).code ?? '');
       throw e;
     } finally {
       // A connection whose ROLLBACK failed, or whose prepared statement is stale, is discarded
@@ -355,6 +364,15 @@ export class MessageWriter {
       if (ok && !this.closed) this.hold(client);
       else client.release(broken);
     }
+  }
+
+  /** A named statement's call failed because the connection did not have it as prepared: from now on it goes unnamed. */
+  private statementLost(e: unknown): RunAgain | null {
+    const code = (e as { code?: string }).code ?? '';
+    if (!POOLED_STATEMENT.has(code)) return null;
+    if (this.named) this.o.observer?.unnamedStatements?.(code);
+    this.named = false;
+    return new RunAgain(code, { cause: e });
   }
 
   /** Keeps a lane's connection for the next batch; one that fails while kept is discarded. */
