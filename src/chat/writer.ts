@@ -92,7 +92,7 @@ type BatchRow =
   | (MessageRow & { ord: number; outcome: 'retry' })
   | { ord: number; outcome: 'not_member' | 'no_channel' | 'no_parent' };
 
-/** Errors of a connection whose prepared batch statement no longer fits (the function changed, or a pooler dropped it). */
+/** Errors of a connection whose prepared batch statement no longer fits (the function changed, or it is not there). */
 const STALE_STATEMENT = new Set(['0A000', '26000', '42P05']);
 /**
  * A prepared statement missing (26000) or already there (42P05) on a connection that prepared it
@@ -355,7 +355,9 @@ export class MessageWriter {
       if (stored.length > 0) await hooks?.afterCommit?.(stored)?.catch(() => {});
       return out;
     } catch (e) {
-      stale = e instanceof RunAgain || STALE_STATEMENT.has((e as { code?: string }).code ?? '');
+      // A connection that lost a named statement is fine for unnamed ones, and is kept: closing it
+      // before its ReadyForQuery made PgBouncer close its server connection too (seen 4 in 200).
+      stale = STALE_STATEMENT.has((e as { code?: string }).code ?? '');
       throw e;
     } finally {
       // A connection whose ROLLBACK failed, or whose prepared statement is stale, is discarded
