@@ -7,7 +7,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, wr
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../src/db/embedded.js';
-import { track, type Proc } from './process.js';
+import { reapWithUs, track, type Proc } from './process.js';
 
 export interface PgBouncer extends Proc {
   /** `url` with PgBouncer's address instead of the server's. */
@@ -116,6 +116,7 @@ export async function startPgBouncer(databaseUrl: string, opts: PgBouncerOptions
     await stop();
     throw new Error(up);
   }
+  reapWithUs(proc, path.join(dir, 'pgbouncer.ini'), dir);
   const url = new URL(databaseUrl);
   url.port = String(port);
   return { ...proc, url: url.toString(), remove: stop };

@@ -1,5 +1,5 @@
 // A child process of the harness: its output, its exit, an idempotent kill, and a readiness wait.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { adopt } from './children.js';
 
 export interface Proc {
@@ -45,4 +45,17 @@ export async function waitUntilUp(proc: Proc, url: string, ms = 60_000): Promise
     if (Date.now() > end) throw new Error(`${proc.name} did not come up within ${ms} ms:\n${proc.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Kills the processes whose command line matches `pattern` (pkill -f), and deletes `dir`, once
+ * this process is gone, unless `proc` exited first. For servers a test starts (redis-server,
+ * PgBouncer): a test process that crashes runs no teardown, and they would keep running.
+ */
+export function reapWithUs(proc: Proc, pattern: string, dir?: string): void {
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 2; done; pkill -KILL -f -- "$WALCAST_REAP_PATTERN"; [ -z "$WALCAST_REAP_DIR" ] || rm -rf -- "$WALCAST_REAP_DIR"`;
+  const env = { ...process.env, WALCAST_REAP_PATTERN: pattern, WALCAST_REAP_DIR: dir ?? '' };
+  const reaper = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore', env });
+  reaper.unref();
+  void proc.exited.then(() => reaper.kill());
 }

@@ -2,7 +2,7 @@
 // redis-server), on free ports, without persistence.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from '../src/db/embedded.js';
-import { track, type Proc } from './process.js';
+import { reapWithUs, track, type Proc } from './process.js';
 
 export interface RedisProc extends Proc {
   url: string;
@@ -33,5 +33,6 @@ export async function startRedis(port?: number, extraArgs: string[] = []): Promi
           : setTimeout(check, 20);
     check();
   });
+  reapWithUs(proc, `^redis-server 127\\.0\\.0\\.1:${p}( |$)`);
   return { ...proc, url: `redis://127.0.0.1:${p}`, restart: () => startRedis(p, extraArgs) };
 }
