@@ -93,6 +93,25 @@ t.test('two workers share the port; every socket gets every message', async (t) 
   t.equal(await metric('walcast_gateway_worker_restarts_total'), 0, 'no worker restarted');
 });
 
+t.test('the ops page answers for the instance, whichever worker it reaches', async (t) => {
+  const api = new Api(base, token);
+  const { channel } = await api.call('conversations.create', { name: 'ops-view' });
+  const clients = Array.from({ length: 8 }, (_, i) => new ResumingClient(`o${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
+  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
+  await startAll(clients);
+  type State = { role: string; relay: { state: string } | null; gateway: { connections: number }; workers?: { pid: number | null }[] };
+  const read = async (): Promise<State> => (await (await fetch(`${base}/ops/state.json`, { headers: admin })).json()) as State;
+  await until(async () => (await read()).gateway.connections >= 8, 'the 8 sockets of both workers counted', 30_000);
+  // Separate connections, so that the kernel may send each to either worker.
+  for (let i = 0; i < 6; i++) {
+    const s = await read();
+    t.equal(s.relay?.state, 'streaming', "the supervisor's relay, streaming");
+    t.match(s.role, /relay/, `one role for the instance: ${s.role}`);
+    t.ok(s.gateway.connections >= 8, `every worker's sockets: ${s.gateway.connections}`);
+    t.same(s.workers?.map((w) => w.pid).sort(), workerPids().sort(), 'each worker listed');
+  }
+});
+
 t.test('a worker killed mid-stream is replaced; its clients resume without a gap', async (t) => {
   const api = new Api(base, token);
   const { channel } = await api.call('conversations.create', { name: 'crash' });

@@ -26,7 +26,7 @@ import { createMetrics, type Metrics } from '../metrics.js';
 import { mountOps, type ReadinessCheck, type RevokeResult } from './ops.js';
 import { mountStatic } from './static.js';
 import { mountPages } from './pages.js';
-import { opsState } from './ops-state.js';
+import { opsState, type OpsState } from './ops-state.js';
 import { RecentProblems } from './recent-log.js';
 
 /** How often every process re-reads the revocations table (a bus event may have been lost). */
@@ -84,6 +84,10 @@ export interface WalcastNode {
   relay: RelayHandle | null;
   gateway: Gateway | null;
   metrics: Metrics;
+  /** This process's ops snapshot. */
+  ownState(): Promise<OpsState>;
+  /** What /ops/state.json answers: `ownState` unless replaced (a gateway worker answers for its instance). */
+  ops: { state: () => Promise<OpsState> };
   /** Every readiness check passes (what /readyz answers). */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -204,7 +208,9 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
   const role = [...roles].join('+');
   const adminToken = o.adminToken !== undefined ? o.adminToken : (config.auth.adminToken ?? null);
   const opsLog = log.child({ mod: 'ops' });
-  const state = opsState({ role, bus, pool, slot: config.slot, checks, relay, gateway, metrics, problems });
+  const ownState = opsState({ role, bus, pool, slot: config.slot, checks, relay, gateway, metrics, problems });
+  const ops = { state: ownState };
+  const state = () => ops.state();
   mountOps(app, { metrics, checks, role, access: { adminToken }, revoke, edge, info, state, log: opsLog });
   mountStatic(app, log);
   const demo = !!o.pages?.demo && (roles.has('api') || roles.has('gateway'));
@@ -246,7 +252,7 @@ export async function startNode(o: NodeOptions): Promise<WalcastNode> {
 
   const ready = async () =>
     (await Promise.all(Object.values(checks).map((c) => Promise.resolve(c()).catch(() => false)))).every(Boolean);
-  return { host, port, opsPort, tokens, revoke, pool, bus, relay, gateway, metrics, ready, close };
+  return { host, port, opsPort, tokens, revoke, pool, bus, relay, gateway, metrics, ownState, ops, ready, close };
 }
 
 /** Everything else: 404 unknown_method (and ambiguous framing closed, as on the API). */

@@ -4,6 +4,7 @@
 // runs; the relay's own state, the gateway's sockets and the counters are this process's only.
 // Counters are totals since start, with what the process merges into its /metrics (the relay
 // thread's, a gateway instance's workers'); the page turns them into rates between two polls.
+// A gateway instance with workers answers for the whole instance (instanceState).
 import type { Bus } from '../bus/bus.js';
 import { PUBLICATION, type RelayHandle } from '../cdc/relay.js';
 import { slotStatus, type SlotStatus } from '../cdc/slot.js';
@@ -53,6 +54,8 @@ export interface OpsState {
     slow_consumers_closed: number;
   };
   problems: { total: number; recent: LoggedProblem[] };
+  /** A gateway instance with workers: each worker's process (null when it did not answer in time). */
+  workers?: { index: number; pid: number | null; rss_bytes: number | null; connections: number | null }[];
 }
 
 /** At most one slot query per this interval, however many pages poll. */
@@ -114,5 +117,30 @@ export function opsState(d: OpsStateDeps): () => Promise<OpsState> {
       },
       problems: { total: d.problems.total, recent: d.problems.list() },
     };
+  };
+}
+
+/**
+ * A gateway instance with workers (supervisor.ts): the supervisor's own state (relay, slot,
+ * readiness of every worker, counters merged from every worker's metrics) with the workers'
+ * sockets summed and their recent problems merged, each marked with its worker. `channels` is
+ * summed too: a channel with subscribers on two workers counts twice.
+ */
+export function instanceState(own: OpsState, workers: readonly { index: number; state: OpsState | null }[], keep = 50): OpsState {
+  const answered = workers.filter((w): w is { index: number; state: OpsState } => w.state !== null);
+  const gateways = answered.map((w) => w.state.gateway).filter((g): g is NonNullable<OpsState['gateway']> => g !== null);
+  const add = (k: keyof NonNullable<OpsState['gateway']>) => gateways.reduce((n, g) => n + g[k], 0);
+  const roles = new Set([...answered.flatMap((w) => w.state.role.split('+')), ...own.role.split('+')].filter(Boolean));
+  const recent = [
+    ...own.problems.recent,
+    ...answered.flatMap((w) => w.state.problems.recent.map((p) => ({ ...p, fields: { ...p.fields, worker: String(w.index) } }))),
+  ].sort((a, b) => a.t - b.t);
+  return {
+    ...own,
+    role: [...roles].join('+'),
+    rss_bytes: own.rss_bytes + answered.reduce((n, w) => n + w.state.rss_bytes, 0),
+    gateway: gateways.length > 0 ? { connections: add('connections'), max_connections: add('max_connections'), subscriptions: add('subscriptions'), channels: add('channels') } : own.gateway,
+    problems: { total: own.problems.total + answered.reduce((n, w) => n + w.state.problems.total, 0), recent: recent.slice(-keep) },
+    workers: workers.map((w) => ({ index: w.index, pid: w.state?.pid ?? null, rss_bytes: w.state?.rss_bytes ?? null, connections: w.state?.gateway?.connections ?? null })),
   };
 }

@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { backoff } from '../util/backoff.js';
 import { answer, asker, ipcEndpoint, tagged } from '../util/endpoint.js';
 import { startNode, type Role, type WalcastNode } from './node.js';
+import { instanceState, type OpsState } from './ops-state.js';
 import { announce, untilSignal, type Prepared } from './serve.js';
 import { WORKER_TAG, type WorkerInit, type WorkerReport } from './worker.js';
 
@@ -66,6 +67,12 @@ export async function superviseWorkers(p: Prepared): Promise<number> {
     const parts = await Promise.all([...workers.values()].map((w) => w.ask<Awaited<ReturnType<typeof node.metrics.registry.getMetricsAsJSON>>>('metrics-json').catch(() => [])));
     return parts.flat();
   });
+  // The instance's /ops/state.json: this process's (relay, slot, merged counters) with every worker's sockets and problems.
+  node.ops.state = async () => {
+    const live = [...workers.values()].filter((w) => w.listening);
+    const parts = await Promise.all(live.map(async (w) => ({ index: w.index, state: await w.ask<OpsState>('own-state', 3000).catch(() => null) })));
+    return instanceState(await node.ownState(), parts);
+  };
   const restarts = new Map<number, number>();
 
   const spawn = (index: number) => {
@@ -75,7 +82,7 @@ export async function superviseWorkers(p: Prepared): Promise<number> {
     workers.set(index, w);
     node.metrics.workers.set([...workers.values()].filter((x) => x.listening).length);
     if (bridged && ownBus instanceof MemoryBus) serveBus(endpoint, () => ownBus.sibling());
-    answer(endpoint, WORKER_TAG, { metrics: () => node.metrics.render() });
+    answer(endpoint, WORKER_TAG, { metrics: () => node.metrics.render(), state: () => node.ops.state() });
     const init: WorkerInit = {
       tag: WORKER_TAG,
       t: 'init',

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { answer, asker, ipcEndpoint, tagged } from '../util/endpoint.js';
 import { startNode, type Role } from './node.js';
+import type { OpsState } from './ops-state.js';
 import { untilSignal } from './serve.js';
 
 export const WORKER_TAG = 'walcast:worker';
@@ -56,10 +57,12 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<number
     ...(init.bridged ? { bus: new RemoteBus(endpoint) } : {}),
   });
   const ask = asker(endpoint, WORKER_TAG);
-  // Scraping the shared port reaches any one worker: it answers for the instance.
+  // Scraping or opening the ops page on the shared port reaches any one worker: it answers for the instance.
   node.metrics.render = () => ask<string>('metrics');
+  node.ops.state = () => ask<OpsState>('state');
   answer(endpoint, WORKER_TAG, {
     'metrics-json': () => node.metrics.registry.getMetricsAsJSON(),
+    'own-state': () => node.ownState(),
     ready: () => node.ready(),
   });
   endpoint.send({ tag: WORKER_TAG, t: 'listening', port: node.port } satisfies WorkerReport);
