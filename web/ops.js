@@ -70,7 +70,8 @@ function fact(id, value, text = String(value)) {
 function render(s) {
   const now = s.now;
   $('role').textContent = s.role;
-  $('pid').textContent = String(s.pid);
+  // A gateway instance with workers answers as one: its supervisor's pid, then each worker's.
+  $('pid').textContent = s.workers ? `${s.pid}; workers ${s.workers.map((w) => w.pid ?? '?').join(', ')}` : String(s.pid);
   $('uptime').textContent = seconds(s.uptime_s);
   $('bus').textContent = `${s.bus.kind}${s.bus.up ? '' : ' (down)'}`;
 
@@ -120,9 +121,9 @@ function render(s) {
   }
 
   if (previous && previous.pid !== s.pid) {
-    // Gateway workers (WALCAST_GATEWAY_WORKERS) share the port: each poll reaches one of them.
+    // Several processes behind one address (a load balancer over replicas), or a restart.
     $('pid-note').hidden = false;
-    $('pid-note').textContent = `Answers came from another process (pid ${previous.pid}, then ${s.pid}): the process restarted, or several share this port (gateway workers); rates restart. The instance as a whole: /metrics, or this page on the ops listener.`;
+    $('pid-note').textContent = `Answers came from another process (pid ${previous.pid}, then ${s.pid}): the process restarted, or several processes answer at this address; rates restart.`;
   }
   const c = s.counters;
   if (previous && now > previous.now && s.pid === previous.pid) {
