@@ -4,6 +4,7 @@
 // gap; a second walcast on the same port is refused; SIGTERM drains every worker.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,9 +101,18 @@ t.test('the ops page answers for the instance, whichever worker it reaches', asy
   t.teardown(() => Promise.all(clients.map((c) => c.stop())));
   await startAll(clients);
   type State = { role: string; relay: { state: string } | null; gateway: { connections: number }; workers?: { pid: number | null }[] };
-  const read = async (): Promise<State> => (await (await fetch(`${base}/ops/state.json`, { headers: admin })).json()) as State;
+  // A new connection for every read (fetch would keep one alive), so the kernel may give each to either worker.
+  const read = () =>
+    new Promise<State>((resolve, reject) => {
+      http
+        .get(`${base}/ops/state.json`, { headers: admin, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as State) : reject(new Error(`${res.statusCode}: ${body}`))));
+        })
+        .on('error', reject);
+    });
   await until(async () => (await read()).gateway.connections >= 8, 'the 8 sockets of both workers counted', 30_000);
-  // Separate connections, so that the kernel may send each to either worker.
   for (let i = 0; i < 6; i++) {
     const s = await read();
     t.equal(s.relay?.state, 'streaming', "the supervisor's relay, streaming");

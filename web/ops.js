@@ -126,10 +126,13 @@ function render(s) {
     $('pid-note').textContent = `Answers came from another process (pid ${previous.pid}, then ${s.pid}): the process restarted, or several processes answer at this address; rates restart.`;
   }
   const c = s.counters;
-  if (previous && now > previous.now && s.pid === previous.pid) {
-    const dt = (now - previous.now) / 1000;
-    const posts = (c.messages_stored - previous.counters.messages_stored) / dt;
-    const deliveries = (c.frames_delivered - previous.counters.frames_delivered) / dt;
+  // An instance's counters are sums over its workers: when the workers that answered change (one
+  // replaced, or too slow this time), the difference is not a rate.
+  const sameWorkers = JSON.stringify(previous?.workers?.map((w) => w.pid)) === JSON.stringify(s.workers?.map((w) => w.pid));
+  const dt = previous ? (now - previous.now) / 1000 : 0;
+  const posts = previous ? (c.messages_stored - previous.counters.messages_stored) / dt : -1;
+  const deliveries = previous ? (c.frames_delivered - previous.counters.frames_delivered) / dt : -1;
+  if (previous && dt > 0 && s.pid === previous.pid && sameWorkers && posts >= 0 && deliveries >= 0) {
     fact('rate-posts', posts, perSecond(posts));
     fact('rate-deliveries', deliveries, perSecond(deliveries));
     push(series.posts, now, posts);

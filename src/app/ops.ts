@@ -104,7 +104,7 @@ export function mountOps(app: TemplatedApp, o: OpsOptions): void {
       if (denied) return void sendError(res, reply, denied, o.log);
       void state().then(
         (value) => sendJson(res, reply, 200, { ok: true, ...(value as object) }, { 'cache-control': 'no-store' }),
-        (e: unknown) => sendError(res, reply, e, o.log),
+        (e: unknown) => sendError(res, reply, e instanceof WalcastError ? e : new WalcastError('unavailable', `state could not be gathered: ${(e as Error)?.message ?? e}`), o.log),
       );
     });
   }

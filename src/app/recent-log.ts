@@ -18,7 +18,9 @@ const MAX_FIELDS = 12;
 
 function shorten(v: unknown): string {
   let s: string;
-  if (v instanceof Error) s = (v as { code?: unknown }).code ? `${v.message} (${String((v as { code?: unknown }).code)})` : v.message;
+  // An error, or one as another thread sent it (plainFields: its message and code).
+  const e = v instanceof Error || (typeof v === 'object' && v !== null && typeof (v as { message?: unknown }).message === 'string' && Object.keys(v).every((k) => k === 'message' || k === 'code')) ? (v as { message: string; code?: unknown }) : null;
+  if (e) s = e.code ? `${e.message} (${String(e.code)})` : e.message;
   else if (typeof v === 'string') s = v;
   else {
     try {

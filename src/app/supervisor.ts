@@ -24,6 +24,8 @@ import { WORKER_TAG, type WorkerInit, type WorkerReport } from './worker.js';
 
 /** A worker that does not listen within this long after being forked is replaced. */
 const START_TIMEOUT_MS = 60_000;
+/** How long the instance's /metrics and /ops/state.json wait for each worker's part. */
+const WORKER_ANSWER_MS = 3000;
 /** Exit code of a worker refused by its configuration: replacing it would fail the same way. */
 const CONFIG_EXIT = 2;
 
@@ -64,14 +66,18 @@ export async function superviseWorkers(p: Prepared): Promise<number> {
   const ownBus = node.bus;
   // The instance's /metrics: this process's registry merged with every worker's.
   node.metrics.sources.push(async () => {
-    const parts = await Promise.all([...workers.values()].map((w) => w.ask<Awaited<ReturnType<typeof node.metrics.registry.getMetricsAsJSON>>>('metrics-json').catch(() => [])));
+    const parts = await Promise.all([...workers.values()].map((w) => w.ask<Awaited<ReturnType<typeof node.metrics.registry.getMetricsAsJSON>>>('metrics-json', WORKER_ANSWER_MS).catch(() => [])));
     return parts.flat();
   });
   // The instance's /ops/state.json: this process's (relay, slot, merged counters) with every worker's sockets and problems.
+  // A worker that does not answer in time (or is being replaced) is listed with a null state.
   node.ops.state = async () => {
-    const live = [...workers.values()].filter((w) => w.listening);
-    const parts = await Promise.all(live.map(async (w) => ({ index: w.index, state: await w.ask<OpsState>('own-state', 3000).catch(() => null) })));
-    return instanceState(await node.ownState(), parts);
+    const all = [...workers.values()].sort((a, b) => a.index - b.index);
+    const [own, parts] = await Promise.all([
+      node.ownState(),
+      Promise.all(all.map(async (w) => ({ index: w.index, state: w.listening ? await w.ask<OpsState>('own-state', WORKER_ANSWER_MS).catch(() => null) : null }))),
+    ]);
+    return instanceState(own, parts);
   };
   const restarts = new Map<number, number>();
 

@@ -59,7 +59,8 @@ export async function runWorker(config: Config, baseLog: Logger): Promise<number
   const ask = asker(endpoint, WORKER_TAG);
   // Scraping or opening the ops page on the shared port reaches any one worker: it answers for the instance.
   node.metrics.render = () => ask<string>('metrics');
-  node.ops.state = () => ask<OpsState>('state');
+  // The supervisor waits for each worker at most 3 s, and for its readiness checks about as long.
+  node.ops.state = () => ask<OpsState>('state', 10_000);
   answer(endpoint, WORKER_TAG, {
     'metrics-json': () => node.metrics.registry.getMetricsAsJSON(),
     'own-state': () => node.ownState(),

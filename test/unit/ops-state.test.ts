@@ -1,6 +1,9 @@
-// instanceState (src/app/ops-state.ts): the ops snapshot of a gateway instance with workers.
+// instanceState (src/app/ops-state.ts): the ops snapshot of a gateway instance with workers; and
+// how the recent problems it shows read an error that came from another thread.
 import t from 'tap';
 import { instanceState, type OpsState } from '../../src/app/ops-state.js';
+import { RecentProblems } from '../../src/app/recent-log.js';
+import { createLogger, plainFields } from '../../src/log.js';
 
 const base = (over: Partial<OpsState>): OpsState => ({
   now: 1000,
@@ -49,4 +52,14 @@ t.test('recent problems stay bounded', async (t) => {
   const s = instanceState(base({ problems: { total: 0, recent: [] } }), [{ index: 0, state: worker(11, 0, { total: 80, recent: many }) }], 50);
   t.equal(s.problems.recent.length, 50);
   t.equal(s.problems.recent.at(-1)?.msg, 'p79', 'the newest kept');
+});
+
+t.test("an error sent by another thread (its message and code) reads as the process's own", async (t) => {
+  const problems = new RecentProblems();
+  const log = problems.wrap(createLogger('silent'));
+  const e = Object.assign(new Error('terminating connection'), { code: '57P01' });
+  log.warn('here', { err: e });
+  log.warn('from the thread', plainFields({ err: e }));
+  log.warn('an object that is not an error', { detail: { message: 'm', extra: 1 } });
+  t.same(problems.list().map((p) => Object.values(p.fields)[0]), ['terminating connection (57P01)', 'terminating connection (57P01)', '{"message":"m","extra":1}']);
 });
