@@ -70,12 +70,17 @@ export async function superviseWorkers(p: Prepared): Promise<number> {
     return parts.flat();
   });
   // The instance's /ops/state.json: this process's (relay, slot, merged counters) with every worker's sockets and problems.
-  // A worker that does not answer in time (or is being replaced) is listed with a null state.
+  // A worker that does not answer in time, or is being replaced (also while it waits to be
+  // forked again), is listed with a null state.
   node.ops.state = async () => {
-    const all = [...workers.values()].sort((a, b) => a.index - b.index);
     const [own, parts] = await Promise.all([
       node.ownState(),
-      Promise.all(all.map(async (w) => ({ index: w.index, state: w.listening ? await w.ask<OpsState>('own-state', WORKER_ANSWER_MS).catch(() => null) : null }))),
+      Promise.all(
+        Array.from({ length: n }, async (_, index) => {
+          const w = workers.get(index);
+          return { index, state: w?.listening ? await w.ask<OpsState>('own-state', WORKER_ANSWER_MS).catch(() => null) : null };
+        }),
+      ),
     ]);
     return instanceState(own, parts);
   };
