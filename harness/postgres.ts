@@ -1,6 +1,5 @@
 // A throwaway PostgreSQL (wal_level=logical): the same embedded server `walcast start` runs, in a
 // temporary directory that `remove()` deletes. Tests start one per file, benchmarks one per run.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { postmasterPid, withDescendants } from './proc-stats.js';
+import { whenWeDie } from './process.js';
 
 export interface Postgres {
   /** The application role (walcast_app: not a superuser). */
@@ -29,7 +29,7 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
   const dir = mkdtempSync(path.join(os.tmpdir(), 'walcast-pg-'));
   const log = createLogger(opts.logLevel ?? (process.env.TEST_LOG === '1' ? 'debug' : 'silent'));
   let server: EmbeddedDatabase | null = await startEmbeddedPostgres(dir, log);
-  const reaper = reapWhenGone(process.pid, dir);
+  const reaper = reapWhenGone(dir);
   const db: Postgres = {
     url: server.url,
     adminUrl: server.adminUrl,
@@ -46,7 +46,7 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
     },
     remove: async () => {
       await db.stop();
-      reaper.kill();
+      reaper.cancel();
       rmSync(dir, { recursive: true, force: true });
     },
     pids: () => {
@@ -59,15 +59,12 @@ export async function startPostgres(opts: { migrate?: boolean; logLevel?: 'silen
 }
 
 /**
- * A test killed by its timeout (SIGKILL) cannot stop its server: a detached watcher does, once
- * the process is gone (immediate shutdown, then the directory goes).
+ * A test killed by its timeout (SIGKILL) cannot stop its server: it is stopped once the process
+ * is gone (immediate shutdown, then the directory goes).
  */
-function reapWhenGone(pid: number, dir: string) {
-  const pidFile = path.join(dir, 'pg', 'postmaster.pid');
-  const script = `while kill -0 ${pid} 2>/dev/null; do sleep 2; done
-if [ -f '${pidFile}' ]; then kill -QUIT "$(head -1 '${pidFile}')" 2>/dev/null; sleep 2; fi
-rm -rf '${dir}'`;
-  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.unref();
-  return child;
+function reapWhenGone(dir: string) {
+  return whenWeDie('if [ -f "$PG_PIDFILE" ]; then kill -QUIT "$(head -1 "$PG_PIDFILE")" 2>/dev/null; sleep 2; fi\nrm -rf -- "$PG_DIR"', {
+    PG_PIDFILE: path.join(dir, 'pg', 'postmaster.pid'),
+    PG_DIR: dir,
+  });
 }

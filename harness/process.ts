@@ -48,25 +48,33 @@ export async function waitUntilUp(proc: Proc, url: string, ms = 60_000): Promise
 }
 
 /**
- * Kills `proc` (if it still runs the command line `pattern` matches, an extended regex) and
- * deletes `dir` once this process is gone, unless `proc` exited first. For servers a test starts
- * (redis-server, PgBouncer): a test process that crashes runs no teardown, and they would keep
- * running. The reaper learns of the death by end of file on a pipe from this process (no polling,
- * no pid of ours that could be reused); it checks the server's command line before the kill, in
- * case the pid is another process's by then.
+ * Runs `script` (sh, with `env`) once this process is gone, however it ended: a crash or a
+ * SIGKILL (a test's timeout) skips every teardown. The detached shell learns of the death by end
+ * of file on a pipe from this process (no polling, no pid of ours that could be reused).
+ * `cancel()` drops it, once the teardown did the work.
+ */
+export function whenWeDie(script: string, env: Record<string, string> = {}): { cancel(): void } {
+  const sh = spawn('sh', ['-c', `read _\n${script}`], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, ...env } });
+  sh.unref();
+  (sh.stdin as unknown as { unref(): void }).unref();
+  sh.stdin!.on('error', () => {});
+  return { cancel: () => void sh.kill() };
+}
+
+/**
+ * For servers a test starts (redis-server, PgBouncer): kills `proc` and deletes `dir` once this
+ * process is gone, unless `proc` exited first. The command line is checked against `pattern` (an
+ * extended regex) before the kill, in case the pid is another process's by then.
  */
 export function reapWithUs(proc: Proc, pattern: string, dir?: string): void {
   const pid = proc.child.pid;
   if (pid === undefined) return;
-  const script = [
-    'read _',
-    `if tr '\\0' ' ' < /proc/${pid}/cmdline 2>/dev/null | grep -Eq -- "$WALCAST_REAP_PATTERN"; then kill -KILL ${pid}; fi`,
-    '[ -z "$WALCAST_REAP_DIR" ] || rm -rf -- "$WALCAST_REAP_DIR"',
-  ].join('\n');
-  const env = { ...process.env, WALCAST_REAP_PATTERN: pattern, WALCAST_REAP_DIR: dir ?? '' };
-  const reaper = spawn('sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env });
-  reaper.unref();
-  (reaper.stdin as unknown as { unref(): void }).unref();
-  reaper.stdin!.on('error', () => {});
-  void proc.exited.then(() => reaper.kill());
+  const reaper = whenWeDie(
+    [
+      `if tr '\\0' ' ' < /proc/${pid}/cmdline 2>/dev/null | grep -Eq -- "$WALCAST_REAP_PATTERN"; then kill -KILL ${pid}; fi`,
+      '[ -z "$WALCAST_REAP_DIR" ] || rm -rf -- "$WALCAST_REAP_DIR"',
+    ].join('\n'),
+    { WALCAST_REAP_PATTERN: pattern, WALCAST_REAP_DIR: dir ?? '' },
+  );
+  void proc.exited.then(() => reaper.cancel());
 }

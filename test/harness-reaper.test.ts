@@ -1,4 +1,4 @@
-// The servers a test starts (redis-server, PgBouncer) do not outlive a test process that dies
+// The servers a test starts (PostgreSQL, redis-server, PgBouncer) do not outlive a test process that dies
 // without its teardown (a crash, an unhandled error): they would keep their ports and CPU, and
 // pile up over a CI run.
 import t from 'tap';
@@ -18,7 +18,7 @@ const runs = (pid: number, command: string) => {
   }
 };
 
-t.test('redis-server and PgBouncer are stopped, and PgBouncer\'s files deleted, when their test process dies', async (t) => {
+t.test('PostgreSQL, redis-server and PgBouncer are stopped, and their files deleted, when their test process dies', async (t) => {
   const script = fileURLToPath(new URL('./helpers/crashing-harness.ts', import.meta.url));
   let out = '';
   try {
@@ -26,7 +26,7 @@ t.test('redis-server and PgBouncer are stopped, and PgBouncer\'s files deleted, 
   } catch (e) {
     out = String((e as { stdout?: string }).stdout ?? '');
   }
-  const started = JSON.parse(out.trim().split('\n').at(-1)!) as { pids: number[]; ini: string };
+  const started = JSON.parse(out.trim().split('\n').at(-1)!) as { pids: number[]; ini: string; postgres: { pid: number; dir: string } };
   const [bouncer, redis] = started.pids as [number, number];
   t.ok(runs(bouncer, 'pgbouncer') || !existsSync(`/proc/${bouncer}`), 'the first pid was PgBouncer');
   // Should the reaper fail, this test still leaves nothing behind.
@@ -36,5 +36,6 @@ t.test('redis-server and PgBouncer are stopped, and PgBouncer\'s files deleted, 
   });
   await until(() => !runs(bouncer, 'pgbouncer') && !runs(redis, 'redis-server'), 'both servers gone', 30_000);
   await until(() => !existsSync(path.dirname(started.ini)), "PgBouncer's directory deleted", 30_000);
+  await until(() => !runs(started.postgres.pid, 'postgres') && !existsSync(started.postgres.dir), 'PostgreSQL stopped and its directory deleted', 30_000);
   t.pass('gone');
 });
