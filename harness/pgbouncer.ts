@@ -39,12 +39,15 @@ function binary(): string {
   throw new Error(NOT_FOUND);
 }
 
-/** The installed PgBouncer's version, as [major, minor]. */
+let version: [number, number] | null = null;
+
+/** The installed PgBouncer's version, as [major, minor] (asked once). */
 export function pgBouncerVersion(): [number, number] {
+  if (version) return version;
   const out = execFileSync(binary(), ['--version'], { encoding: 'utf8' });
   const m = /PgBouncer (\d+)\.(\d+)/.exec(out);
   if (!m) throw new Error(`cannot read the version of pgbouncer from: ${out}`);
-  return [Number(m[1]), Number(m[2])];
+  return (version = [Number(m[1]), Number(m[2])]);
 }
 
 /** Whether the installed PgBouncer is at least `major.minor`. */
