@@ -92,8 +92,8 @@ type BatchRow =
   | (MessageRow & { ord: number; outcome: 'retry' })
   | { ord: number; outcome: 'not_member' | 'no_channel' | 'no_parent' };
 
-/** Errors of a connection whose prepared batch statement no longer fits (the function changed, or it is not there). */
-const STALE_STATEMENT = new Set(['0A000', '26000', '42P05']);
+/** A connection whose prepared batch statement no longer fits the function (a migration changed it without renaming the statement). */
+const STALE_PLAN = '0A000';
 /**
  * A prepared statement missing (26000) or already there (42P05) on a connection that prepared it
  * (or not) in an earlier transaction: a pooler in transaction mode (PgBouncer before 1.21, or
@@ -357,7 +357,7 @@ export class MessageWriter {
     } catch (e) {
       // A connection that lost a named statement is fine for unnamed ones, and is kept: closing it
       // before its ReadyForQuery made PgBouncer close its server connection too (seen 4 in 200).
-      stale = STALE_STATEMENT.has((e as { code?: string }).code ?? '');
+      stale = (e as { code?: string }).code === STALE_PLAN;
       throw e;
     } finally {
       // A connection whose ROLLBACK failed, or whose prepared statement is stale, is discarded
