@@ -2,7 +2,7 @@
 // it: `walcast start` with two workers sharing the port. Sockets spread over the workers and all
 // get every message; a worker killed mid-stream is replaced and its clients resume without a
 // gap; a second walcast on the same port is refused; SIGTERM drains every worker.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -74,15 +74,21 @@ const metricOf = (text: string, name: string) =>
   [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
 const metric = async (name: string) => metricOf(await (await fetch(`${base}/metrics`, { headers: admin })).text(), name);
 
+/** A new channel on the instance and `n` clients subscribed to it (named prefix0, prefix1, ...), stopped when the test ends. */
+async function subscribers(t: Test, name: string, n: number, prefix: string, context?: () => Promise<string>) {
+  const api = new Api(base, token);
+  const { channel } = await api.call('conversations.create', { name });
+  const clients = Array.from({ length: n }, (_, i) => new ResumingClient(`${prefix}${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
+  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
+  await startAll(clients, context);
+  return { api, channel, clients };
+}
+
 t.test('two workers share the port; every socket gets every message', async (t) => {
   t.equal(workerPids().length, 2, 'two worker processes');
   t.equal(await metric('walcast_gateway_workers'), 2, '/metrics: 2 workers up');
-  const api = new Api(base, token);
-  const { channel } = await api.call('conversations.create', { name: 'spread' });
-  const clients = Array.from({ length: 16 }, (_, i) => new ResumingClient(`c${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
-  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
   const instanceState = async () => `worker restarts so far: ${await metric('walcast_gateway_worker_restarts_total')}; supervisor output: ${supervisor.output().slice(-2000)}`;
-  await startAll(clients, instanceState);
+  const { api, channel, clients } = await subscribers(t, 'spread', 16, 'c', instanceState);
   await until(async () => (await metric('walcast_ws_connections')) === 16, 'the instance counts 16 sockets');
   const perWorker = workerPids().map(connectionsOf);
   // Plus the API client's keep-alive connections, which land on a worker too.
@@ -95,11 +101,7 @@ t.test('two workers share the port; every socket gets every message', async (t) 
 });
 
 t.test('the ops page answers for the instance, whichever worker it reaches', async (t) => {
-  const api = new Api(base, token);
-  const { channel } = await api.call('conversations.create', { name: 'ops-view' });
-  const clients = Array.from({ length: 8 }, (_, i) => new ResumingClient(`o${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
-  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
-  await startAll(clients);
+  await subscribers(t, 'ops-view', 8, 'o');
   type State = { role: string; relay: { state: string } | null; gateway: { connections: number }; workers?: { pid: number | null }[] };
   // A new connection for every read (fetch would keep one alive), so the kernel may give each to either worker.
   const read = () =>
@@ -123,11 +125,7 @@ t.test('the ops page answers for the instance, whichever worker it reaches', asy
 });
 
 t.test('a worker killed mid-stream is replaced; its clients resume without a gap', async (t) => {
-  const api = new Api(base, token);
-  const { channel } = await api.call('conversations.create', { name: 'crash' });
-  const clients = Array.from({ length: 16 }, (_, i) => new ResumingClient(`k${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
-  t.teardown(() => Promise.all(clients.map((c) => c.stop())));
-  await startAll(clients);
+  const { api, channel, clients } = await subscribers(t, 'crash', 16, 'k');
   const restartsBefore = await metric('walcast_gateway_worker_restarts_total');
   const [victim] = workerPids();
   // A POST that meets the dying worker (its keep-alive connection reset, or a connection the
@@ -169,10 +167,7 @@ t.test('a second walcast on the same port is refused, with or without workers', 
 });
 
 t.test('SIGTERM drains every worker, then the supervisor exits 0', async (t) => {
-  const api = new Api(base, token);
-  const { channel } = await api.call('conversations.create', { name: 'drain' });
-  const clients = Array.from({ length: 8 }, (_, i) => new ResumingClient(`d${i}`, [`${base.replace('http', 'ws')}/v1/ws`], token, channel.id));
-  await startAll(clients);
+  const { clients } = await subscribers(t, 'drain', 8, 'd');
   const workers = workerPids();
   t.equal(await supervisor.kill('SIGTERM'), 0, 'exit 0');
   await until(() => clients.every((c) => c.closes.length >= 1), 'every socket closed', 30_000);
